@@ -1,0 +1,21 @@
+# The two commands of the README, and a few helpers around them.
+.PHONY: run test stop bench lint fmt
+
+run:            ## a local Portcullis with demo data, left running
+	@scripts/run.sh
+
+test:           ## every test: Rust unit and integration tests, alter-sdk compatibility suite, lint
+	@scripts/test.sh
+
+stop:           ## stop what `make run` started
+	@scripts/stop.sh
+
+bench:          ## DynamoDB round trips and handler CPU time per operation
+	@scripts/bench.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all

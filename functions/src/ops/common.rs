@@ -1,0 +1,78 @@
+//! Small helpers several operations share.
+
+use portcullis::store::{Item, from_item};
+use portcullis::{ApiError, ApiRequest};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// A prefetched item as a record, or `None` when it does not exist.
+pub fn record<T: DeserializeOwned>(item: Option<Item>) -> Result<Option<T>, ApiError> {
+    item.map(from_item).transpose()
+}
+
+/// Query parameters as a typed body; `numeric` names the fields that are numbers.
+pub fn query_body<T: DeserializeOwned>(req: &ApiRequest, numeric: &[&str]) -> Result<T, ApiError> {
+    let mut map = Map::new();
+    for (k, v) in req.query_pairs() {
+        let value = if numeric.contains(&k.as_str()) {
+            v.parse::<u64>().map(Value::from).map_err(|_| {
+                ApiError::validation(format!(
+                    "query parameter `{k}` must be a non-negative integer"
+                ))
+            })?
+        } else {
+            Value::String(v)
+        };
+        map.insert(k, value);
+    }
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::validation(format!("invalid query: {e}")))
+}
+
+pub fn parse_time(field: &str, s: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
+        ApiError::validation(format!(
+            "`{field}` must be an RFC 3339 time, e.g. 2027-01-01T00:00:00Z"
+        ))
+    })
+}
+
+/// An optional future expiry.
+pub fn future_time(
+    field: &str,
+    s: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, ApiError> {
+    let Some(s) = s else { return Ok(None) };
+    let t = parse_time(field, s)?;
+    if t <= now {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be in the future"
+        )));
+    }
+    Ok(Some(t))
+}
+
+/// `offset`/`limit` paging over an in-memory list, answered with `has_more`.
+pub fn page<T: Clone>(all: &[T], offset: usize, limit: usize) -> (Vec<T>, bool) {
+    let end = offset.saturating_add(limit).min(all.len());
+    let slice = if offset < all.len() {
+        all[offset..end].to_vec()
+    } else {
+        Vec::new()
+    };
+    (slice, end < all.len())
+}
+
+/// `target_app` of operator operations under `/v1/apps/{app_id}`.
+pub fn app_in_path(req: &ApiRequest) -> Option<Result<uuid::Uuid, ApiError>> {
+    Some(req.uuid_param("app_id", ApiError::not_found("app_not_found", "app")))
+}
+
+/// The app of an operator call under `/v1/apps/{app_id}` (checked by the pipeline).
+pub fn app_of(call: &portcullis::pipeline::Call<'_>) -> uuid::Uuid {
+    call.caller
+        .app_id
+        .expect("app-scoped operator calls carry their app")
+}

@@ -1,0 +1,50 @@
+//! One module per operation. The module name is the operation's name: its route in
+//! `routes.rs`, its Lambda function in `infra/`, and the `action` of its audit rows.
+
+macro_rules! handler {
+    ($op:ty) => {
+        pub fn handle(
+            ctx: &portcullis::Ctx,
+            req: portcullis::ApiRequest,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = portcullis::ApiResponse> + Send + '_>> {
+            Box::pin(portcullis::pipeline::serve::<$op>(ctx, req))
+        }
+    };
+}
+pub(crate) use handler;
+
+pub mod common;
+
+pub mod sdk_audit_api_call;
+pub mod sdk_grants_list;
+pub mod sdk_managed_secret_grant_create;
+pub mod sdk_scopes;
+pub mod sdk_token;
+
+pub mod op_bootstrap;
+pub mod op_member_create;
+pub mod op_member_remove;
+pub mod op_members_list;
+pub mod op_my_key_create;
+pub mod op_my_key_revoke;
+pub mod op_my_keys_list;
+pub mod op_org_audit_query;
+pub mod op_org_get;
+
+pub mod op_app_create;
+pub mod op_app_get;
+pub mod op_app_key_create;
+pub mod op_app_key_deprecate;
+pub mod op_app_key_revoke;
+pub mod op_app_key_undeprecate;
+pub mod op_app_keys_list;
+pub mod op_apps_list;
+pub mod op_audit_query;
+pub mod op_grant_create;
+pub mod op_grant_revoke;
+pub mod op_grants_list;
+pub mod op_secret_create;
+pub mod op_secret_delete;
+pub mod op_secret_get;
+pub mod op_secret_rotate;
+pub mod op_secrets_list;

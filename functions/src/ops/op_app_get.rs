@@ -1,0 +1,37 @@
+//! `GET /v1/apps/{app_id}`: one app of the caller's organisation.
+
+use super::common::{app_in_path, app_of, record};
+use portcullis::model::{App, rfc3339};
+use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
+use portcullis::store::{Item, keys};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
+use serde_json::json;
+use uuid::Uuid;
+
+pub struct Op;
+
+impl Operation for Op {
+    const NAME: &'static str = "op_app_get";
+    const SURFACE: Surface = Surface::Operator;
+    const ACCESS: Access = Access::Roles(AUDIT_READERS);
+    type Body = Empty;
+
+    fn target_app(req: &ApiRequest) -> Option<Result<Uuid, ApiError>> {
+        app_in_path(req)
+    }
+
+    async fn run(
+        ctx: &Ctx,
+        call: &mut Call<'_>,
+        _: Empty,
+        _: Vec<Option<Item>>,
+    ) -> Result<Outcome, ApiError> {
+        let app: App = record(ctx.store.get(&keys::app(app_of(call)), true).await?)?
+            .ok_or_else(ApiError::internal)?;
+        Ok(Outcome::respond(ApiResponse::ok(&json!({
+            "id": app.app_id, "org_id": app.org_id, "name": app.name, "created_at": rfc3339(app.created_at)
+        }))))
+    }
+}
+
+super::handler!(Op);

@@ -1,0 +1,45 @@
+//! `GET /v1/apps`: the organisation's apps.
+
+use portcullis::model::{App, rfc3339};
+use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
+use portcullis::store::{Item, Query, from_item, keys};
+use portcullis::{ApiError, ApiResponse, Ctx};
+use serde_json::json;
+
+pub struct Op;
+
+impl Operation for Op {
+    const NAME: &'static str = "op_apps_list";
+    const SURFACE: Surface = Surface::Operator;
+    const ACCESS: Access = Access::Roles(AUDIT_READERS);
+    type Body = Empty;
+
+    async fn run(
+        ctx: &Ctx,
+        call: &mut Call<'_>,
+        _: Empty,
+        _: Vec<Option<Item>>,
+    ) -> Result<Outcome, ApiError> {
+        let org_id = call.caller.org_id.expect("operator calls have an org");
+        let mut q = Query::partition(keys::org_partition(org_id));
+        q.sort_prefix = Some(keys::ORG_APPS.into());
+        q.consistent = true;
+        let apps: Vec<App> = ctx
+            .store
+            .query(q)
+            .await?
+            .items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let items: Vec<_> = apps
+            .iter()
+            .map(|a| json!({ "id": a.app_id, "org_id": a.org_id, "name": a.name, "created_at": rfc3339(a.created_at) }))
+            .collect();
+        Ok(Outcome::respond(ApiResponse::ok(
+            &json!({ "items": items }),
+        )))
+    }
+}
+
+super::handler!(Op);

@@ -1,0 +1,95 @@
+//! `POST /v1/apps/{app_id}/secrets/{secret_id}/grants`: bind a managed secret to the app
+//! (`system`), a user (by app user ID) or an agent.
+
+use super::common::{app_in_path, future_time, record};
+use portcullis::model::{ManagedSecret, Principal};
+use portcullis::pipeline::{ADMINS, Access, Call, Operation, Outcome, Surface};
+use portcullis::service::secrets::{prefetch_secret, secret_not_found};
+use portcullis::service::{grants, validate};
+use portcullis::store::{Item, ItemKey};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Body {
+    principal: PrincipalInput,
+    label: Option<String>,
+    expires_at: Option<String>,
+    grant_policy: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalInput {
+    #[serde(rename = "type")]
+    kind: String,
+    app_user_id: Option<String>,
+    agent_id: Option<String>,
+}
+
+fn principal(p: PrincipalInput) -> Result<Principal, ApiError> {
+    match (p.kind.as_str(), p.app_user_id, p.agent_id) {
+        ("system", None, None) => Ok(Principal::System),
+        ("user", Some(id), None) => Ok(Principal::User {
+            app_user_id: validate::name("principal.app_user_id", &id, 255)?,
+        }),
+        ("agent", None, Some(id)) => Ok(Principal::Agent {
+            agent_id: Uuid::parse_str(&id)
+                .map_err(|_| ApiError::validation("`principal.agent_id` must be a UUID"))?,
+        }),
+        _ => Err(ApiError::validation(
+            "`principal` is {\"type\":\"system\"}, {\"type\":\"user\",\"app_user_id\":…} or {\"type\":\"agent\",\"agent_id\":…}",
+        )),
+    }
+}
+
+pub struct Op;
+
+impl Operation for Op {
+    const NAME: &'static str = "op_grant_create";
+    const SURFACE: Surface = Surface::Operator;
+    const ACCESS: Access = Access::Roles(ADMINS);
+    type Body = Body;
+
+    fn target_app(req: &ApiRequest) -> Option<Result<Uuid, ApiError>> {
+        app_in_path(req)
+    }
+
+    fn prefetch(_: &Ctx, req: &ApiRequest, _: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        prefetch_secret(req, app)
+    }
+
+    async fn run(
+        _: &Ctx,
+        call: &mut Call<'_>,
+        body: Body,
+        mut items: Vec<Option<Item>>,
+    ) -> Result<Outcome, ApiError> {
+        call.req.uuid_param("secret_id", secret_not_found())?;
+        let secret: ManagedSecret =
+            record(items.first_mut().and_then(Option::take))?.ok_or_else(secret_not_found)?;
+        let grant = grants::new_managed_secret_grant(
+            &secret,
+            principal(body.principal)?,
+            validate::label(body.label.as_deref())?,
+            body.grant_policy.map(Value::Object),
+            future_time("expires_at", body.expires_at.as_deref(), call.now)?,
+            call.caller.created_by(),
+            call.now,
+        );
+        call.audit.resource_type = Some("grant".into());
+        call.audit.resource_id = Some(grant.grant_id.to_string());
+        call.audit.grant_id = Some(grant.grant_id.to_string());
+        let view = views::grant(&grant, call.now);
+        Ok(Outcome::with_writes(
+            ApiResponse::json(http::StatusCode::CREATED, &view),
+            grants::create_writes(&grant, &secret),
+            secret_not_found(),
+        ))
+    }
+}
+
+super::handler!(Op);

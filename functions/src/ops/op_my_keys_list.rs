@@ -1,0 +1,49 @@
+//! `GET /v1/me/keys`: the calling member's operator keys.
+
+use portcullis::model::{KeyOwner, KeyRecord};
+use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
+use portcullis::store::{Item, Query, from_item, keys};
+use portcullis::{ApiError, ApiResponse, Ctx, views};
+use serde_json::json;
+
+pub struct Op;
+
+impl Operation for Op {
+    const NAME: &'static str = "op_my_keys_list";
+    const SURFACE: Surface = Surface::Operator;
+    const ACCESS: Access = Access::Roles(AUDIT_READERS);
+    type Body = Empty;
+
+    async fn run(
+        ctx: &Ctx,
+        call: &mut Call<'_>,
+        _: Empty,
+        _: Vec<Option<Item>>,
+    ) -> Result<Outcome, ApiError> {
+        let owner = call.caller.key.owner;
+        let KeyOwner::Member { org_id, .. } = owner else {
+            return Err(ApiError::internal());
+        };
+        let mut q = Query::partition(keys::org_partition(org_id));
+        q.sort_prefix = Some(keys::ORG_KEYS.into());
+        q.consistent = true;
+        let records: Vec<KeyRecord> = ctx
+            .store
+            .query(q)
+            .await?
+            .items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let items: Vec<_> = records
+            .iter()
+            .filter(|k| k.owner == owner)
+            .map(views::key)
+            .collect();
+        Ok(Outcome::respond(ApiResponse::ok(
+            &json!({ "items": items }),
+        )))
+    }
+}
+
+super::handler!(Op);

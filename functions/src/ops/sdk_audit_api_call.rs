@@ -1,0 +1,211 @@
+//! `POST /sdk/oauth/audit/api-call`: the SDK's report of a provider call it made with a
+//! retrieved credential (spec §7.2), kept as the detail of an audit row.
+
+use super::common::record;
+use base64::Engine;
+use portcullis::model::{Grant, GrantKind, ManagedSecret, SecretValue};
+use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
+use portcullis::service::{grants, secrets};
+use portcullis::store::{Item, ItemKey, keys};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+/// Bodies kept in audit rows are capped, as the hosted product does.
+const BODY_CAP: usize = 10_000;
+
+#[derive(Deserialize)]
+pub struct Body {
+    grant_id: String,
+    provider_id: Option<String>,
+    token_generation: Option<String>,
+    method: String,
+    url: String,
+    #[serde(default)]
+    request_headers: Map<String, Value>,
+    request_body: Option<Value>,
+    response_status: i64,
+    #[serde(default)]
+    response_headers: Map<String, Value>,
+    response_body: Option<Value>,
+    latency_ms: Option<i64>,
+    reason: Option<String>,
+    context: Option<Map<String, Value>>,
+}
+
+pub struct Op;
+
+impl Operation for Op {
+    const NAME: &'static str = "sdk_audit_api_call";
+    const SURFACE: Surface = Surface::Sdk;
+    const ACCESS: Access = Access::Scope("audit:emit");
+    type Body = Body;
+
+    fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        let (Some(app), Ok(grant_id)) = (app, Uuid::parse_str(&body.grant_id)) else {
+            return Vec::new();
+        };
+        let mut reads = vec![keys::grant(app, grant_id)];
+        if let Some(secret_id) = ctx.cached_grant_secret(app, grant_id) {
+            reads.push(keys::secret(app, secret_id));
+        }
+        reads
+    }
+
+    async fn run(
+        ctx: &Ctx,
+        call: &mut Call<'_>,
+        body: Body,
+        mut items: Vec<Option<Item>>,
+    ) -> Result<Outcome, ApiError> {
+        Uuid::parse_str(&body.grant_id)
+            .map_err(|_| ApiError::validation("`grant_id` must be a UUID"))?;
+        // Only grants of this app can be reported on: another app's reads as missing.
+        let grant: Grant = record(items.first_mut().and_then(Option::take))?
+            .ok_or_else(grants::grant_not_found)?;
+        // Providers may echo the credential back (introspection, debug endpoints): whatever the
+        // SDK reports is scrubbed of the grant's own secret before it is stored.
+        let redact =
+            credential_strings(ctx, &grant, items.get_mut(1).and_then(Option::take)).await?;
+        call.audit.grant_id = Some(grant.grant_id.to_string());
+        call.audit.resource_type = Some("grant".into());
+        call.audit.resource_id = Some(grant.grant_id.to_string());
+        call.audit.reason = body.reason.as_ref().map(|r| r.chars().take(1024).collect());
+        for (k, v) in body.context.unwrap_or_default().into_iter().take(20) {
+            if let Value::String(s) = v {
+                call.audit
+                    .context
+                    .entry(k.chars().take(64).collect::<String>())
+                    .or_insert(Value::String(s.chars().take(512).collect()));
+            }
+        }
+        call.audit.detail = Some(json!({
+            "kind": "provider_call",
+            "provider_id": body.provider_id,
+            "token_generation": body.token_generation,
+            "method": body.method.chars().take(16).collect::<String>(),
+            "url": strip_query(&body.url),
+            "response_status": body.response_status,
+            "latency_ms": body.latency_ms,
+            "request_headers": safe_headers(&body.request_headers),
+            "response_headers": safe_headers(&body.response_headers),
+            "request_body": cap(body.request_body),
+            "response_body": cap(body.response_body),
+        }));
+        if let Some(detail) = call.audit.detail.take() {
+            call.audit.detail = Some(scrub(detail, &redact));
+        }
+        Ok(Outcome::respond(ApiResponse::empty(
+            http::StatusCode::NO_CONTENT,
+        )))
+    }
+}
+
+/// The strings that would reveal the grant's credential if stored.
+async fn credential_strings(
+    ctx: &Ctx,
+    grant: &Grant,
+    prefetched: Option<Item>,
+) -> Result<Vec<String>, ApiError> {
+    let GrantKind::ManagedSecret { secret_id, .. } = &grant.kind;
+    ctx.remember_grant_secret(grant.app_id, grant.grant_id, *secret_id);
+    let secret: Option<ManagedSecret> = match prefetched {
+        Some(item) => record(Some(item))?,
+        None => record(
+            ctx.store
+                .get(&keys::secret(grant.app_id, *secret_id), true)
+                .await?,
+        )?,
+    };
+    let Some(secret) = secret else {
+        return Ok(Vec::new());
+    };
+    let value = secrets::open(ctx, &secret).await?;
+    let mut out = match &value {
+        SecretValue::Token { token } => vec![token.clone()],
+        SecretValue::ApiKey { api_key } => vec![api_key.clone()],
+        SecretValue::Basic { username, password } => vec![
+            password.clone(),
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
+        ],
+    };
+    out.retain(|s| s.len() >= 4);
+    Ok(out)
+}
+
+/// Replaces every occurrence of a credential string in the detail's text values.
+fn scrub(v: Value, secrets: &[String]) -> Value {
+    match v {
+        Value::String(mut s) => {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    s = s.replace(secret.as_str(), "[REDACTED]");
+                }
+            }
+            Value::String(s)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| scrub(v, secrets)).collect()),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, scrub(v, secrets))).collect())
+        }
+        other => other,
+    }
+}
+
+fn strip_query(url: &str) -> String {
+    url.split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(2048)
+        .collect()
+}
+
+/// Drops any header that can carry a credential, whatever the SDK already stripped.
+fn safe_headers(headers: &Map<String, Value>) -> Map<String, Value> {
+    const SENSITIVE: &[&str] = &[
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "signature",
+        "password",
+        "session",
+        "credential",
+        "x-amz-",
+    ];
+    headers
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            !SENSITIVE.iter().any(|s| k.contains(s))
+        })
+        .take(50)
+        .map(|(k, v)| {
+            (
+                k.chars().take(128).collect(),
+                match v {
+                    Value::String(s) => Value::String(s.chars().take(1024).collect()),
+                    _ => Value::Null,
+                },
+            )
+        })
+        .collect()
+}
+
+fn cap(body: Option<Value>) -> Value {
+    let Some(body) = body else { return Value::Null };
+    let text = match &body {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.len() > BODY_CAP {
+        Value::String(format!("<body too large: {} bytes>", text.len()))
+    } else {
+        body
+    }
+}
+
+super::handler!(Op);

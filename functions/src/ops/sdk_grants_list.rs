@@ -1,0 +1,92 @@
+//! `POST /sdk/grants/list`: the grants this caller can use (spec §6 row 7, §7.8).
+
+use super::common::page;
+use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
+use portcullis::service::grants;
+use portcullis::store::Item;
+use portcullis::{ApiError, ApiResponse, Ctx, views};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Listing reads at most this many grants; deeper offsets are refused.
+const MAX_SCAN: usize = 10_000;
+
+#[derive(Deserialize)]
+pub struct Body {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    provider_id: Option<String>,
+    status: Option<String>,
+    account: Option<String>,
+    label: Option<String>,
+    user_token: Option<String>,
+}
+
+pub struct Op;
+
+impl Operation for Op {
+    const NAME: &'static str = "sdk_grants_list";
+    const SURFACE: Surface = Surface::Sdk;
+    const ACCESS: Access = Access::Scope("grants:read");
+    type Body = Body;
+
+    async fn run(
+        ctx: &Ctx,
+        call: &mut Call<'_>,
+        body: Body,
+        _: Vec<Option<Item>>,
+    ) -> Result<Outcome, ApiError> {
+        let limit = body.limit.unwrap_or(100);
+        let offset = body.offset.unwrap_or(0);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::validation("`limit` must be between 1 and 1000"));
+        }
+        if !(0..=MAX_SCAN as i64).contains(&offset) {
+            return Err(ApiError::validation(format!(
+                "`offset` must be between 0 and {MAX_SCAN}"
+            )));
+        }
+        if body.user_token.is_some() {
+            return Err(ApiError::unauthorized(
+                "jwt_validation_error",
+                "this app has no identity provider configured, so user tokens cannot be verified",
+            ));
+        }
+        if let Some(s) = &body.status
+            && !matches!(s.as_str(), "active" | "expired" | "revoked")
+        {
+            return Err(ApiError::validation(
+                "`status` must be active, expired or revoked",
+            ));
+        }
+        let (all, truncated) = grants::list(&ctx.store, call.caller.app(), None, MAX_SCAN).await?;
+        let now = call.now;
+        let matching: Vec<_> = all
+            .iter()
+            .map(|g| views::grant(g, now))
+            .filter(|v| {
+                body.provider_id
+                    .as_ref()
+                    .is_none_or(|p| v["provider_id"] == *p)
+            })
+            .filter(|v| body.status.as_ref().is_none_or(|s| v["status"] == *s))
+            .filter(|v| body.label.as_ref().is_none_or(|l| v["label"] == *l))
+            .filter(|v| {
+                body.account
+                    .as_ref()
+                    .is_none_or(|a| v["account_identifier"] == *a)
+            })
+            .collect();
+        let (items, has_more) = page(&matching, offset as usize, limit as usize);
+        Ok(Outcome::respond(ApiResponse::ok(&json!({
+            "grants": items,
+            "total": matching.len(),
+            "limit": limit,
+            "offset": offset,
+            "has_more": has_more,
+            "is_truncated": truncated,
+        }))))
+    }
+}
+
+super::handler!(Op);

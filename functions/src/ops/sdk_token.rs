@@ -1,0 +1,215 @@
+//! `POST /sdk/token`: retrieve mode. Resolves the grant, checks it may be used for this URL,
+//! and answers the credential with its injection rule (spec §7.1).
+//!
+//! Round trips on a warm instance: one read of key, grant and secret together, then one
+//! transaction with the nonce and the audit row.
+
+use super::common::record;
+use portcullis::model::secret::host_allowed;
+use portcullis::model::{Grant, GrantKind, ManagedSecret, Principal};
+use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
+use portcullis::service::{grants, secrets, token};
+use portcullis::store::{Item, ItemKey, keys};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+pub struct Body {
+    grant_id: Option<String>,
+    provider_id: Option<String>,
+    reason: Option<String>,
+    request: Option<Target>,
+    user_token: Option<String>,
+    app_user_id: Option<String>,
+    account: Option<String>,
+    label: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    method: String,
+    url: String,
+}
+
+fn grant_id(body: &Body) -> Option<Uuid> {
+    body.grant_id
+        .as_deref()
+        .and_then(|g| Uuid::parse_str(g).ok())
+}
+
+pub struct Op;
+
+impl Operation for Op {
+    const NAME: &'static str = "sdk_token";
+    const SURFACE: Surface = Surface::Sdk;
+    const ACCESS: Access = Access::Scope("tokens:retrieve");
+    type Body = Body;
+
+    fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        let (Some(app), Some(grant_id)) = (app, grant_id(body)) else {
+            return Vec::new();
+        };
+        let mut reads = vec![keys::grant(app, grant_id)];
+        if let Some(secret_id) = ctx.cached_grant_secret(app, grant_id) {
+            reads.push(keys::secret(app, secret_id));
+        }
+        reads
+    }
+
+    async fn run(
+        ctx: &Ctx,
+        call: &mut Call<'_>,
+        body: Body,
+        mut items: Vec<Option<Item>>,
+    ) -> Result<Outcome, ApiError> {
+        let app = call.caller.app();
+        call.audit.reason = body.reason.as_ref().map(|r| r.chars().take(1024).collect());
+        if body.user_token.is_some() {
+            return Err(no_identity_provider());
+        }
+        let target = body
+            .request
+            .as_ref()
+            .ok_or_else(|| ApiError::validation("`request` ({method, url}) is required"))?;
+        let url = url::Url::parse(&target.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| ApiError::validation("`request.url` must be an absolute http(s) URL"))?;
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_string();
+        call.audit.detail = Some(json!({
+            "method": target.method.chars().take(16).collect::<String>(),
+            "host": host,
+        }));
+
+        let grant: Grant = match (&body.grant_id, &body.provider_id) {
+            (Some(raw), None) => {
+                let id = Uuid::parse_str(raw)
+                    .map_err(|_| ApiError::validation("`grant_id` must be a UUID"))?;
+                call.audit.grant_id = Some(id.to_string());
+                record(items.first_mut().and_then(Option::take))?
+                    .ok_or_else(grants::grant_not_found)?
+            }
+            (None, Some(provider)) => {
+                if body.app_user_id.is_some() || body.account.is_some() {
+                    return Err(ApiError::not_found(
+                        "grant_not_found",
+                        "grant for that user or account",
+                    ));
+                }
+                resolve_by_provider(ctx, app, provider, body.label.as_deref()).await?
+            }
+            _ => {
+                return Err(ApiError::validation(
+                    "give exactly one of `grant_id` and `provider_id`",
+                ));
+            }
+        };
+        call.audit.grant_id = Some(grant.grant_id.to_string());
+        call.audit.resource_type = Some("grant".into());
+        call.audit.resource_id = Some(grant.grant_id.to_string());
+
+        match grant.status_at(call.now) {
+            "revoked" => {
+                return Err(
+                    ApiError::forbidden("grant_revoked", "this grant has been revoked")
+                        .field("grant_id", json!(grant.grant_id)),
+                );
+            }
+            "expired" => {
+                return Err(
+                    ApiError::forbidden("grant_expired", "this grant has expired")
+                        .field("provider_id", json!(provider_of(&grant)))
+                        .field("grant_id", json!(grant.grant_id)),
+                );
+            }
+            _ => {}
+        }
+        let GrantKind::ManagedSecret { secret_id, .. } = &grant.kind;
+        ctx.remember_grant_secret(app, grant.grant_id, *secret_id);
+        let secret: Option<ManagedSecret> = match items.get_mut(1).and_then(Option::take) {
+            Some(item) => record(Some(item))?,
+            None => record(ctx.store.get(&keys::secret(app, *secret_id), true).await?)?,
+        };
+        let secret = secret.ok_or_else(|| {
+            ApiError::forbidden(
+                "credential_revoked",
+                "the secret behind this grant was deleted",
+            )
+            .field("grant_id", json!(grant.grant_id))
+            .field("provider_id", json!(provider_of(&grant)))
+        })?;
+        if !host_allowed(&secret.allowed_hosts, &host) {
+            return Err(ApiError::new(
+                http::StatusCode::UNPROCESSABLE_ENTITY,
+                "blocked_destination",
+                format!(
+                    "this secret may not be sent to `{host}`; it is limited to its allowed hosts"
+                ),
+            )
+            .details(json!({ "host": host, "request_id": call.req.request_id })));
+        }
+        let value = secrets::open(ctx, &secret).await?;
+        let answer = token::answer(&grant, &secret, &value);
+        if answer.is_null() {
+            return Err(ApiError::internal());
+        }
+        Ok(Outcome::respond(
+            ApiResponse::ok(&answer).header("cache-control", "no-store"),
+        ))
+    }
+}
+
+fn provider_of(grant: &Grant) -> String {
+    let GrantKind::ManagedSecret { slug, .. } = &grant.kind;
+    slug.clone()
+}
+
+fn no_identity_provider() -> ApiError {
+    ApiError::unauthorized(
+        "jwt_validation_error",
+        "this app has no identity provider configured, so user tokens cannot be verified",
+    )
+    .hint("configure the app's identity provider, or call without user_token")
+}
+
+/// Provider mode for an app caller: exactly one active system grant of that secret slug.
+async fn resolve_by_provider(
+    ctx: &Ctx,
+    app: Uuid,
+    provider: &str,
+    label: Option<&str>,
+) -> Result<Grant, ApiError> {
+    let (all, _) = grants::list(&ctx.store, app, Some(&Principal::System), 10_000).await?;
+    let candidates: Vec<Grant> = all
+        .into_iter()
+        .filter(|g| {
+            provider_of(g) == provider && g.status_at(time::OffsetDateTime::now_utc()) == "active"
+        })
+        .filter(|g| label.is_none_or(|l| g.label.as_deref() == Some(l)))
+        .collect();
+    match candidates.as_slice() {
+        [] => Err(grants::grant_not_found().field("provider_id", json!(provider))),
+        [one] => {
+            // The index is eventually consistent: re-read the grant itself.
+            record(ctx.store.get(&keys::grant(app, one.grant_id), true).await?)?.ok_or_else(grants::grant_not_found)
+        }
+        many => Err(ApiError::conflict("ambiguous_grant", "several grants match; name one by grant_id or label")
+            .field("provider_id", json!(provider))
+            .field("account_identifiers", json!([]))
+            .field("account_was_provided", json!(false))
+            .field("app_user_ids", json!([]))
+            .field("grant_ids", json!(many.iter().map(|g| g.grant_id).collect::<Vec<_>>()))
+            .field("candidates", json!(many.iter().take(20).map(|g| json!({
+                "grant_id": g.grant_id, "label": g.label, "account_identifier": null, "account_display_name": null
+            })).collect::<Vec<_>>()))
+            .field("candidates_truncated", json!(many.len() > 20))),
+    }
+}
+
+super::handler!(Op);

@@ -1,0 +1,183 @@
+//! The route table: every operation's name, method and path, and its handler. The Lambda
+//! bootstrap, the local server, `infra/` and the consistency test all read this one list.
+
+use crate::ops;
+use http::Method;
+use portcullis::{ApiRequest, ApiResponse, Ctx};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+pub type Handler =
+    for<'a> fn(&'a Ctx, ApiRequest) -> Pin<Box<dyn Future<Output = ApiResponse> + Send + 'a>>;
+
+pub struct Route {
+    /// Operation name = handler module = Lambda function (`_HANDLER`).
+    pub name: &'static str,
+    pub method: Method,
+    pub path: &'static str,
+    pub handler: Handler,
+}
+
+macro_rules! routes {
+    ($($method:ident $path:literal => $op:ident,)*) => {
+        pub static ROUTES: &[Route] = &[
+            $(Route { name: stringify!($op), method: Method::$method, path: $path, handler: ops::$op::handle },)*
+        ];
+    };
+}
+
+routes! {
+    // SDK API (alter-sdk compatible).
+    POST "/sdk/token" => sdk_token,
+    POST "/sdk/oauth/audit/api-call" => sdk_audit_api_call,
+    POST "/sdk/grants/list" => sdk_grants_list,
+    POST "/sdk/managed-secrets/{managed_secret_id}/grants" => sdk_managed_secret_grant_create,
+    GET "/sdk/scopes" => sdk_scopes,
+    // Operator API: organisation.
+    POST "/v1/bootstrap" => op_bootstrap,
+    GET "/v1/org" => op_org_get,
+    GET "/v1/org/audit" => op_org_audit_query,
+    GET "/v1/org/members" => op_members_list,
+    POST "/v1/org/members" => op_member_create,
+    DELETE "/v1/org/members/{member_id}" => op_member_remove,
+    GET "/v1/me/keys" => op_my_keys_list,
+    POST "/v1/me/keys" => op_my_key_create,
+    DELETE "/v1/me/keys/{key_id}" => op_my_key_revoke,
+    // Operator API: apps and what they own.
+    GET "/v1/apps" => op_apps_list,
+    POST "/v1/apps" => op_app_create,
+    GET "/v1/apps/{app_id}" => op_app_get,
+    GET "/v1/apps/{app_id}/keys" => op_app_keys_list,
+    POST "/v1/apps/{app_id}/keys" => op_app_key_create,
+    POST "/v1/apps/{app_id}/keys/{key_id}/deprecate" => op_app_key_deprecate,
+    POST "/v1/apps/{app_id}/keys/{key_id}/undeprecate" => op_app_key_undeprecate,
+    DELETE "/v1/apps/{app_id}/keys/{key_id}" => op_app_key_revoke,
+    GET "/v1/apps/{app_id}/secrets" => op_secrets_list,
+    POST "/v1/apps/{app_id}/secrets" => op_secret_create,
+    GET "/v1/apps/{app_id}/secrets/{secret_id}" => op_secret_get,
+    POST "/v1/apps/{app_id}/secrets/{secret_id}/rotate" => op_secret_rotate,
+    DELETE "/v1/apps/{app_id}/secrets/{secret_id}" => op_secret_delete,
+    POST "/v1/apps/{app_id}/secrets/{secret_id}/grants" => op_grant_create,
+    GET "/v1/apps/{app_id}/grants" => op_grants_list,
+    DELETE "/v1/apps/{app_id}/grants/{grant_id}" => op_grant_revoke,
+    GET "/v1/apps/{app_id}/audit" => op_audit_query,
+}
+
+pub fn by_name(name: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.name == name)
+}
+
+impl Route {
+    /// Matches a raw (percent-encoded) path against this route's template; parameters are
+    /// decoded. A path with extra leading segments (a stage or function-URL prefix) matches
+    /// on its tail, which is how a Lambda behind any front door finds its parameters.
+    pub fn match_path(&self, path: &str) -> Option<HashMap<String, String>> {
+        let template: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if segments.len() < template.len() {
+            return None;
+        }
+        let tail = &segments[segments.len() - template.len()..];
+        let mut params = HashMap::new();
+        for (t, s) in template.iter().zip(tail) {
+            if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                if s.is_empty() {
+                    return None;
+                }
+                params.insert(name.to_string(), portcullis::signing::unquote(s));
+            } else if t != s {
+                return None;
+            }
+        }
+        Some(params)
+    }
+
+    fn match_exact(&self, path: &str) -> Option<HashMap<String, String>> {
+        let depth = |p: &str| p.trim_start_matches('/').split('/').count();
+        (depth(self.path) == depth(path))
+            .then(|| self.match_path(path))
+            .flatten()
+    }
+}
+
+pub enum Resolved {
+    Found(&'static Route, HashMap<String, String>),
+    MethodNotAllowed,
+    NotFound,
+}
+
+/// Finds the route for a method and path (exact match, for the local server).
+pub fn resolve(method: &Method, path: &str) -> Resolved {
+    let mut path_known = false;
+    for r in ROUTES {
+        if let Some(params) = r.match_exact(path) {
+            if r.method == *method {
+                return Resolved::Found(r, params);
+            }
+            path_known = true;
+        }
+    }
+    if path_known {
+        Resolved::MethodNotAllowed
+    } else {
+        Resolved::NotFound
+    }
+}
+
+/// Dispatches a request to its operation, or answers 404/405 in the error envelope.
+pub async fn dispatch(ctx: &Ctx, mut req: ApiRequest) -> ApiResponse {
+    match resolve(&req.method, req.path()) {
+        Resolved::Found(route, params) => {
+            req.path_params = params;
+            (route.handler)(ctx, req).await
+        }
+        Resolved::MethodNotAllowed => ApiResponse::error(&portcullis::ApiError::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} is not allowed on {}", req.method, req.path()),
+        )),
+        Resolved::NotFound => {
+            ApiResponse::error(&portcullis::ApiError::not_found("route_not_found", "route"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_routes_are_unique() {
+        let mut names: Vec<_> = ROUTES.iter().map(|r| r.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ROUTES.len());
+        let mut keys: Vec<_> = ROUTES.iter().map(|r| (r.method.as_str(), r.path)).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), ROUTES.len());
+    }
+
+    #[test]
+    fn resolves_with_params_and_refuses_unknown() {
+        match resolve(&Method::POST, "/sdk/managed-secrets/abc%2Dd/grants") {
+            Resolved::Found(r, p) => {
+                assert_eq!(r.name, "sdk_managed_secret_grant_create");
+                assert_eq!(p["managed_secret_id"], "abc-d");
+            }
+            _ => panic!("not found"),
+        }
+        assert!(matches!(
+            resolve(&Method::GET, "/sdk/token"),
+            Resolved::MethodNotAllowed
+        ));
+        assert!(matches!(resolve(&Method::GET, "/nope"), Resolved::NotFound));
+        assert!(matches!(
+            resolve(&Method::POST, "/prefix/sdk/token"),
+            Resolved::NotFound
+        ));
+        let r = by_name("sdk_token").unwrap();
+        assert!(r.match_path("/lambda-url/sdk_token/sdk/token").is_some());
+    }
+}

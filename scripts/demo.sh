@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Creates a demo organisation through the operator API (with the CLI) and prints
+# .portcullis/demo.json: base_url, app_key, grant_id, app_id, operator_key.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cli="$ROOT/target/debug/portcullis"
+export PORTCULLIS_URL="http://127.0.0.1:$PORTCULLIS_PORT"
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+boot=$("$cli" bootstrap --org-name "Demo organisation" --owner-email "owner@demo.local")
+export PORTCULLIS_OPERATOR_KEY; PORTCULLIS_OPERATOR_KEY=$(field "['operator_key']['api_key']" <<<"$boot")
+app_id=$("$cli" apps create --name "Demo app" | field "['id']")
+app_key=$("$cli" keys create --app "$app_id" --name "demo key (every scope)" | field "['api_key']")
+secret_id=$(printf '{"token":"demo-%s"}' "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+  | "$cli" secrets create --app "$app_id" --name "Echo service" --template bearer \
+      --allowed-host 127.0.0.1 --allowed-host localhost | field "['id']")
+grant_id=$("$cli" grants create --app "$app_id" --secret "$secret_id" --system | field "['grant_id']")
+
+python3 - "$PORTCULLIS_URL" "$app_key" "$grant_id" "$app_id" "$PORTCULLIS_OPERATOR_KEY" <<'PY'
+import json, sys
+url, app_key, grant_id, app_id, operator_key = sys.argv[1:]
+print(json.dumps({"base_url": url, "app_key": app_key, "grant_id": grant_id,
+                  "app_id": app_id, "operator_key": operator_key}, indent=2))
+PY

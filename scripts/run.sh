@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make run`: a local Portcullis with a demo organisation, app, key and managed-secret grant.
+# Starts (or reuses) moto, replaces any running local server, and leaves both running.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_venv sdk "$ROOT/scripts/requirements/sdk.txt"
+start_moto
+
+log "building"
+cargo build --quiet --bin portcullis-local --bin portcullis
+
+# A root secret for this machine's local runs, kept in .portcullis/ (never committed).
+if [ ! -s "$STATE/root-secret" ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$STATE/root-secret")
+fi
+export PORTCULLIS_ROOT_SECRET; PORTCULLIS_ROOT_SECRET=$(cat "$STATE/root-secret")
+
+stop_pidfile "$STATE/server.pid"
+port_open "$PORTCULLIS_PORT" && die "port $PORTCULLIS_PORT is in use by another program; set PORTCULLIS_PORT"
+log "starting Portcullis on 127.0.0.1:$PORTCULLIS_PORT"
+nohup "$ROOT/target/debug/portcullis-local" --init --addr "127.0.0.1:$PORTCULLIS_PORT" > "$STATE/server.log" 2>&1 &
+echo $! > "$STATE/server.pid"
+wait_for_port "$PORTCULLIS_PORT" Portcullis
+
+stop_pidfile "$STATE/echo.pid"
+if ! port_open "$ECHO_PORT"; then
+  nohup "$TOOLS/sdk/bin/python" "$ROOT/tests/compat/echo_server.py" "$ECHO_PORT" > "$STATE/echo.log" 2>&1 &
+  echo $! > "$STATE/echo.pid"
+  wait_for_port "$ECHO_PORT" "echo service"
+fi
+
+log "creating the demo organisation, app, key, secret and grant"
+"$ROOT/scripts/demo.sh" > "$STATE/demo.json"
+json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$STATE/demo.json" "$1"; }
+
+cat <<MSG
+
+Portcullis is running at http://127.0.0.1:$PORTCULLIS_PORT (logs: .portcullis/server.log)
+DynamoDB and KMS are served by moto at $AWS_ENDPOINT_URL: it keeps data only while it runs.
+A local echo service (a stand-in third-party API) answers at http://127.0.0.1:$ECHO_PORT
+
+  app key   $(json app_key)      (shown once; also in .portcullis/demo.json)
+  grant     $(json grant_id)
+  operator  export PORTCULLIS_OPERATOR_KEY=$(json operator_key)
+
+Try it with the official SDK (installed in .tools/sdk):
+
+ALTER_BASE_URL=http://127.0.0.1:$PORTCULLIS_PORT .tools/sdk/bin/python - <<'PY'
+import asyncio, json
+from alter_sdk import App
+demo = json.load(open(".portcullis/demo.json"))
+async def main():
+    async with App(api_key=demo["app_key"], caller="readme-example") as app:
+        r = await app.request("GET", "http://127.0.0.1:$ECHO_PORT/hello", grant_id=demo["grant_id"])
+        print(r.status_code, r.json()["headers"]["authorization"])
+asyncio.run(main())
+PY
+
+Then read the audit log:  PORTCULLIS_OPERATOR_KEY=… target/debug/portcullis audit --app $(json app_id)
+Stop everything with:    make stop
+MSG

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# `make stop`: stops what `make run` started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+for p in server echo moto; do stop_pidfile "$STATE/$p.pid"; done
+log "stopped"

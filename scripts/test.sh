@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make test`: every test, against real parts: a moto endpoint for DynamoDB and KMS, the
+# local server, and the official alter-sdk. Starts what it needs and stops what it started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_venv moto "$ROOT/scripts/requirements/moto.txt"
+ensure_venv sdk "$ROOT/scripts/requirements/sdk.txt"
+
+started_moto=
+if ! port_open "$MOTO_PORT"; then started_moto=1; fi
+start_moto
+cleanup() { [ -n "$started_moto" ] && stop_pidfile "$STATE/moto.pid"; true; }
+trap cleanup EXIT
+
+log "format and lint"
+cargo fmt --all -- --check
+cargo clippy --quiet --all-targets -- -D warnings
+
+log "Rust unit and integration tests (against moto at $AWS_ENDPOINT_URL)"
+cargo test --quiet --workspace
+
+log "alter-sdk $(grep -i '^alter-sdk==' scripts/requirements/sdk.txt | cut -d= -f3) compatibility suite"
+cargo build --quiet --bin portcullis-local --bin portcullis
+scan_dir=$(mktemp -d)
+export PORTCULLIS_SECRETS_FILE="$scan_dir/secrets.json" PORTCULLIS_LOGS_DIR="$scan_dir/logs"
+mkdir -p "$PORTCULLIS_LOGS_DIR"
+"$TOOLS/sdk/bin/python" -m pytest tests/compat -q -p no:cacheprovider
+
+log "secrets scan: table dump and server logs"
+"$TOOLS/moto/bin/python" scripts/secret_scan.py --secrets "$PORTCULLIS_SECRETS_FILE" --logs "$PORTCULLIS_LOGS_DIR"

@@ -1,0 +1,20 @@
+//! Portcullis domain crate: everything the Lambda functions share.
+
+pub mod apikey;
+pub mod audit;
+pub mod context;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod pipeline;
+pub mod scopes;
+pub mod service;
+pub mod setup;
+pub mod signing;
+pub mod store;
+pub mod views;
+
+pub use context::Ctx;
+pub use error::{ApiError, ApiResult};
+pub use http::{ApiRequest, ApiResponse};

@@ -1,0 +1,58 @@
+use super::Principal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What a grant gives access to. OAuth grants (tokens from a Connect flow) join this enum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "grant_kind", rename_all = "snake_case")]
+pub enum GrantKind {
+    /// Name and slug are copied from the secret (neither ever changes) so listings need no join.
+    ManagedSecret {
+        secret_id: Uuid,
+        slug: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantStatus {
+    Active,
+    Revoked,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    pub grant_id: Uuid,
+    pub app_id: Uuid,
+    pub kind: GrantKind,
+    pub principal: Principal,
+    #[serde(default)]
+    pub label: Option<String>,
+    pub status: GrantStatus,
+    #[serde(default)]
+    pub grant_policy: Option<Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The grant's own TTL (not a token's): past it the grant reads as `expired`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Who made it: `operator:<member id>` or `key:<key id>`.
+    pub created_by: String,
+}
+
+impl Grant {
+    pub fn status_at(&self, now: OffsetDateTime) -> &'static str {
+        match self.status {
+            GrantStatus::Revoked => "revoked",
+            GrantStatus::Active if self.expires_at.is_some_and(|t| t <= now) => "expired",
+            GrantStatus::Active => "active",
+        }
+    }
+}

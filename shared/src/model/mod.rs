@@ -1,0 +1,28 @@
+//! Stored records. Each record type knows its table key; API views are built elsewhere, so a
+//! stored field (a hash, a sealed value) never reaches a response by accident.
+
+pub mod app;
+pub mod grant;
+pub mod key;
+pub mod org;
+pub mod principal;
+pub mod secret;
+
+pub use app::App;
+pub use grant::{Grant, GrantKind, GrantStatus};
+pub use key::{DirectoryEntry, KeyOwner, KeyRecord};
+pub use org::{Member, Org, Role};
+pub use principal::Principal;
+pub use secret::{ManagedSecret, SecretValue, Template};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// RFC 3339 with a `Z` offset, as the SDK's strict validators expect.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).expect("UTC timestamps format")
+}
+
+pub fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}

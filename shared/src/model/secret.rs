@@ -1,0 +1,116 @@
+use crate::crypto::Sealed;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How a managed secret is injected into the third-party request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Template {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `<header>: <api key>`.
+    ApiKey { header: String },
+    /// `Authorization: Basic base64(username:password)`.
+    Basic,
+}
+
+impl Template {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Template::Bearer => "bearer",
+            Template::ApiKey { .. } => "api_key",
+            Template::Basic => "basic",
+        }
+    }
+}
+
+/// The plaintext of a managed secret, only ever held in memory (sealed at rest).
+#[derive(Clone, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[serde(untagged)]
+pub enum SecretValue {
+    Basic { username: String, password: String },
+    Token { token: String },
+    ApiKey { api_key: String },
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(…)")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManagedSecret {
+    pub secret_id: Uuid,
+    pub app_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub template: Template,
+    pub allowed_hosts: Vec<String>,
+    pub value: Sealed,
+    /// Changes on every rotation; answered as `token_generation`.
+    pub version: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub rotated_at: OffsetDateTime,
+}
+
+impl ManagedSecret {
+    /// Associated data binding a sealed value to this item.
+    pub fn aad_item(secret_id: Uuid) -> String {
+        format!("secret:{secret_id}")
+    }
+}
+
+/// `Stripe Production` → `stripe-production`.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug: String = slug.chars().take(50).collect();
+    slug.trim_end_matches('-').to_string()
+}
+
+/// Whether `host` is allowed by a pattern list (`api.example.com`, `*.example.com`).
+pub fn host_allowed(patterns: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    patterns.iter().any(|p| {
+        let p = p.to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+            None => host == p,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Stripe Production"), "stripe-production");
+        assert_eq!(slugify("  --Hello, World!! "), "hello-world");
+        assert_eq!(slugify("Ünïcode"), "n-code");
+        assert_eq!(slugify("!!!"), "");
+    }
+
+    #[test]
+    fn hosts() {
+        let p = vec!["api.example.com".to_string(), "*.svc.io".to_string()];
+        assert!(host_allowed(&p, "api.example.com"));
+        assert!(host_allowed(&p, "API.example.com."));
+        assert!(host_allowed(&p, "a.svc.io"));
+        assert!(!host_allowed(&p, "svc.io"));
+        assert!(!host_allowed(&p, "evilsvc.io"));
+        assert!(!host_allowed(&p, "api.example.com.evil.io"));
+    }
+}

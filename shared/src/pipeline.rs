@@ -1,0 +1,728 @@
+//! The request pipeline every operation runs through, top to bottom:
+//! authenticate (key, signature, replay) → resolve the caller → authorize (scope or role) →
+//! operate → audit (in the same transaction as the operation's writes) → respond.
+//!
+//! An operation only supplies its name, its access rule, how to parse its body, which items
+//! it wants read alongside the key record (one round trip), and its own logic.
+
+use crate::apikey::PresentedKey;
+use crate::audit::AuditEvent;
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::model::key::KeyState;
+use crate::model::{App, DirectoryEntry, KeyOwner, KeyRecord, Member, Role, rfc3339};
+use crate::scopes;
+use crate::signing::{self, SignedParts};
+use crate::store::{Condition, Item, ItemKey, TxError, Write, from_item, keys};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Which API an operation belongs to, and so which keys may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `/sdk/...`: app keys (and later agent and derived keys).
+    Sdk,
+    /// `/v1/...`: operator keys of organisation members.
+    Operator,
+}
+
+pub enum Access {
+    /// Any valid key of the surface.
+    AnyKey,
+    /// An Alter scope the key must hold.
+    Scope(&'static str),
+    /// Member roles allowed (operator surface).
+    Roles(&'static [Role]),
+}
+
+pub const ADMINS: &[Role] = &[Role::Owner, Role::Admin];
+pub const OWNERS: &[Role] = &[Role::Owner];
+pub const AUDIT_READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Auditor];
+
+/// The body of operations that take none (GET, DELETE): any JSON object is ignored.
+#[derive(Debug, serde::Deserialize)]
+pub struct Empty {}
+
+/// Identity headers of a request (attribution, not authorization).
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub caller: Option<String>,
+    pub caller_type: Option<String>,
+    pub actor_id: Option<String>,
+    pub context: Map<String, Value>,
+}
+
+pub struct Caller {
+    pub key: KeyRecord,
+    /// SDK calls: the key's app. Operator calls: the app named in the path, checked to be
+    /// the member's organisation's.
+    pub app_id: Option<Uuid>,
+    pub org_id: Option<Uuid>,
+    pub member: Option<Member>,
+    /// Scopes in force: the key's, narrowed by `X-Alter-Scope-Constraints`.
+    pub scopes: Vec<String>,
+    pub identity: Identity,
+}
+
+impl Caller {
+    /// The app of an SDK call (always set on that surface).
+    pub fn app(&self) -> Uuid {
+        self.app_id.expect("SDK calls are bound to an app")
+    }
+
+    pub fn created_by(&self) -> String {
+        match &self.member {
+            Some(m) => format!("operator:{}", m.member_id),
+            None => format!("key:{}", self.key.key_id),
+        }
+    }
+}
+
+pub struct Call<'a> {
+    pub req: &'a ApiRequest,
+    pub now: OffsetDateTime,
+    pub caller: Caller,
+    /// The row being written for this request; operations add the resource they touched.
+    pub audit: AuditEvent,
+}
+
+/// What an operation produced: the answer, the writes that must commit with the audit row,
+/// and the error to answer if one of those writes' conditions fails.
+pub struct Outcome {
+    pub response: ApiResponse,
+    pub writes: Vec<Write>,
+    pub on_conflict: Option<ApiError>,
+}
+
+impl Outcome {
+    pub fn respond(response: ApiResponse) -> Self {
+        Self {
+            response,
+            writes: Vec::new(),
+            on_conflict: None,
+        }
+    }
+
+    pub fn with_writes(response: ApiResponse, writes: Vec<Write>, on_conflict: ApiError) -> Self {
+        Self {
+            response,
+            writes,
+            on_conflict: Some(on_conflict),
+        }
+    }
+}
+
+pub trait Operation: Sync {
+    /// The operation's name: its route, handler file, Lambda function and audit action.
+    const NAME: &'static str;
+    const SURFACE: Surface;
+    const ACCESS: Access;
+    type Body: DeserializeOwned + Send;
+
+    fn parse(req: &ApiRequest) -> Result<Self::Body, ApiError> {
+        req.json()
+    }
+
+    /// Operator operations on one app return its ID from the path.
+    fn target_app(_req: &ApiRequest) -> Option<Result<Uuid, ApiError>> {
+        None
+    }
+
+    /// Items to read in the same round trip as the key record.
+    fn prefetch(
+        _ctx: &Ctx,
+        _req: &ApiRequest,
+        _body: &Self::Body,
+        _app_id: Option<Uuid>,
+    ) -> Vec<ItemKey> {
+        Vec::new()
+    }
+
+    fn run(
+        ctx: &Ctx,
+        call: &mut Call<'_>,
+        body: Self::Body,
+        items: Vec<Option<Item>>,
+    ) -> impl Future<Output = Result<Outcome, ApiError>> + Send;
+}
+
+fn header<'r>(req: &'r ApiRequest, name: &str) -> &'r str {
+    req.header(name).unwrap_or("")
+}
+
+fn app_not_found() -> ApiError {
+    ApiError::not_found("app_not_found", "app")
+}
+
+/// Runs one request through the pipeline; never fails: every error is an enveloped answer.
+pub async fn serve<O: Operation>(ctx: &Ctx, req: ApiRequest) -> ApiResponse {
+    let response = match authenticate_and_run::<O>(ctx, &req).await {
+        Ok(r) | Err(r) => r,
+    };
+    with_request_id(response, &req)
+}
+
+fn with_request_id(r: ApiResponse, req: &ApiRequest) -> ApiResponse {
+    r.header("x-request-id", &req.request_id)
+}
+
+/// Before the app is known nothing can be audited: answer and log only.
+fn unaudited<O: Operation>(req: &ApiRequest, e: ApiError) -> ApiResponse {
+    tracing::info!(
+        operation = O::NAME,
+        request_id = %req.request_id,
+        status = e.status.as_u16(),
+        error = e.code,
+        "request refused before a caller was known"
+    );
+    ApiResponse::error(&e)
+}
+
+async fn locate(ctx: &Ctx, key: &PresentedKey) -> Result<DirectoryEntry, ApiError> {
+    let hash = key.hash();
+    if let Some(entry) = ctx.cached_directory(&hash) {
+        return Ok(entry);
+    }
+    let item = ctx
+        .store
+        .get(&keys::key_directory(&hash), true)
+        .await?
+        .ok_or_else(ApiError::invalid_key)?;
+    let entry: DirectoryEntry = from_item(item)?;
+    ctx.remember_directory(entry.clone());
+    Ok(entry)
+}
+
+/// State of a request once its caller's owner is known: everything after this is audited.
+struct Audited<'a> {
+    req: &'a ApiRequest,
+    owner_partition: String,
+    event: AuditEvent,
+    deprecated: bool,
+    nonce: Option<ItemKey>,
+}
+
+async fn authenticate_and_run<O: Operation>(
+    ctx: &Ctx,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiResponse> {
+    let now = req.received_at;
+    let raw_key = req.header("x-api-key").unwrap_or("");
+    if raw_key.is_empty() {
+        return Err(unaudited::<O>(
+            req,
+            ApiError::unauthorized("invalid_key", "the x-api-key header is missing"),
+        ));
+    }
+    let presented = PresentedKey::parse(raw_key).map_err(|e| unaudited::<O>(req, e))?;
+    let entry = locate(ctx, &presented)
+        .await
+        .map_err(|e| unaudited::<O>(req, e))?;
+
+    let target_app = O::target_app(req);
+    let (app_id, org_id, owner_partition) = match entry.owner {
+        KeyOwner::App { app_id } => (Some(app_id), None, keys::app_partition(app_id)),
+        KeyOwner::Member { org_id, .. } => (None, Some(org_id), keys::org_partition(org_id)),
+    };
+    let mut a = Audited {
+        req,
+        owner_partition,
+        event: AuditEvent {
+            request_id: req.request_id.clone(),
+            time: rfc3339(now),
+            app_id: app_id.map(|a| a.to_string()),
+            org_id: org_id.map(|o| o.to_string()),
+            action: O::NAME.to_string(),
+            key_id: Some(entry.key_id.to_string()),
+            key_prefix: Some(presented.prefix()),
+            client_ip: req.source_ip.map(|ip| ip.to_string()),
+            user_agent: req.user_agent(),
+            ..Default::default()
+        },
+        deprecated: false,
+        nonce: None,
+    };
+
+    match (O::SURFACE, entry.owner) {
+        (Surface::Sdk, KeyOwner::App { .. }) | (Surface::Operator, KeyOwner::Member { .. }) => {}
+        (Surface::Sdk, _) => {
+            return Err(a
+                .fail(
+                    ctx,
+                    ApiError::unauthorized(
+                        "invalid_key",
+                        "operator keys cannot call the SDK API; use an app key",
+                    ),
+                )
+                .await);
+        }
+        (Surface::Operator, _) => {
+            return Err(a
+                .fail(
+                    ctx,
+                    ApiError::unauthorized(
+                        "invalid_key",
+                        "app keys cannot call the operator API; use an operator key",
+                    ),
+                )
+                .await);
+        }
+    }
+
+    // Parse now (to know what to prefetch) but answer a bad body only once the caller is
+    // authenticated: an unauthenticated caller learns nothing from our validation.
+    let body = O::parse(req);
+    let target = match &target_app {
+        Some(Ok(id)) => Some(*id),
+        _ => None,
+    };
+    let effective_app = app_id.or(target);
+
+    let mut reads = vec![match entry.owner {
+        KeyOwner::App { app_id } => keys::app_key(app_id, entry.key_id),
+        KeyOwner::Member { org_id, .. } => keys::org_key(org_id, entry.key_id),
+    }];
+    if let KeyOwner::Member { org_id, member_id } = entry.owner {
+        reads.push(keys::org_member(org_id, member_id));
+        if let Some(app) = target {
+            reads.push(keys::app(app));
+        }
+    }
+    let fixed = reads.len();
+    if let Ok(b) = &body {
+        reads.extend(O::prefetch(ctx, req, b, effective_app));
+    }
+    let mut items = ctx
+        .store
+        .get_many(&reads)
+        .await
+        .map_err(|e| ApiResponse::error(&e))?;
+    let extra = items.split_off(fixed);
+
+    // The key record: exists, matches the presented hash, not revoked or expired.
+    let record: KeyRecord = match items[0].take() {
+        Some(item) => from_item(item).map_err(|e| ApiResponse::error(&e))?,
+        None => return Err(a.fail(ctx, ApiError::invalid_key()).await),
+    };
+    let hash_ok: bool = record
+        .key_hash
+        .as_bytes()
+        .ct_eq(presented.hash().as_bytes())
+        .into();
+    if !hash_ok {
+        return Err(a.fail(ctx, ApiError::invalid_key()).await);
+    }
+    match record.state(now) {
+        KeyState::Revoked => {
+            return Err(a
+                .fail(
+                    ctx,
+                    ApiError::unauthorized("key_revoked", "this API key has been revoked")
+                        .hint("mint a new key"),
+                )
+                .await);
+        }
+        KeyState::Expired => {
+            return Err(a
+                .fail(
+                    ctx,
+                    ApiError::unauthorized("key_expired", "this API key has expired")
+                        .hint("mint a new key"),
+                )
+                .await);
+        }
+        KeyState::Deprecated => a.deprecated = true,
+        KeyState::Active => {}
+    }
+
+    // Signature, freshness, body integrity.
+    let identity = match verify_signature(ctx, req, &presented, now) {
+        Ok(identity) => identity,
+        Err(e) => return Err(a.fail(ctx, e).await),
+    };
+    a.event.caller = identity.caller.clone();
+    a.event.caller_type = identity.caller_type.clone();
+    a.event.actor_id = identity.actor_id.clone();
+    a.event.context = identity.context.clone();
+    // From here the nonce is spent, whatever the outcome.
+    a.nonce = Some(keys::nonce(
+        &a.owner_partition,
+        record.key_id,
+        header(req, "x-alter-nonce"),
+    ));
+
+    let member = match entry.owner {
+        KeyOwner::Member { .. } => {
+            let m: Option<Member> = items[1]
+                .take()
+                .map(from_item)
+                .transpose()
+                .map_err(|e| ApiResponse::error(&e))?;
+            match m {
+                Some(m) if m.removed_at.is_none() => Some(m),
+                _ => return Err(a.fail(ctx, ApiError::invalid_key()).await),
+            }
+        }
+        KeyOwner::App { .. } => None,
+    };
+    a.event.principal_type = Some(if member.is_some() { "member" } else { "app" }.into());
+    a.event.principal_id = Some(match &member {
+        Some(m) => m.member_id.to_string(),
+        None => app_id.map(|a| a.to_string()).unwrap_or_default(),
+    });
+
+    // Scopes in force, narrowed by constraints.
+    let scopes = match narrow_scopes(req, &record.scopes) {
+        Ok(s) => s,
+        Err(e) => return Err(a.fail(ctx, e).await),
+    };
+    match O::ACCESS {
+        Access::AnyKey => {}
+        Access::Scope(scope) => {
+            if let Err(e) = scopes::require(&scopes, scope) {
+                return Err(a.fail(ctx, e).await);
+            }
+        }
+        Access::Roles(roles) => {
+            let role = member.as_ref().map(|m| m.role);
+            if !role.is_some_and(|r| roles.contains(&r)) {
+                let e = ApiError::forbidden(
+                    "insufficient_role",
+                    format!(
+                        "this operation needs the role {}",
+                        roles
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                );
+                return Err(a.fail(ctx, e).await);
+            }
+        }
+    }
+
+    // Operator calls on an app: the app must be this organisation's, else it does not exist.
+    if let Some(target) = target_app {
+        let app_id = match target {
+            Ok(id) => id,
+            Err(e) => return Err(a.fail(ctx, e).await),
+        };
+        let app: Option<App> = items[2]
+            .take()
+            .map(from_item)
+            .transpose()
+            .map_err(|e| ApiResponse::error(&e))?;
+        match app {
+            Some(app) if Some(app.org_id) == org_id => {
+                a.owner_partition = keys::app_partition(app_id);
+                a.event.app_id = Some(app_id.to_string());
+            }
+            _ => return Err(a.fail(ctx, app_not_found()).await),
+        }
+    }
+
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return Err(a.fail(ctx, e).await),
+    };
+
+    let mut call = Call {
+        req,
+        now,
+        caller: Caller {
+            key: record,
+            app_id: app_id.or(target),
+            org_id,
+            member,
+            scopes,
+            identity,
+        },
+        audit: std::mem::take(&mut a.event),
+    };
+    let result = O::run(ctx, &mut call, body, extra).await;
+    a.event = call.audit;
+    match result {
+        Ok(outcome) => Ok(a.commit(ctx, outcome).await),
+        Err(e) => Err(a.fail(ctx, e).await),
+    }
+}
+
+impl Audited<'_> {
+    fn stamp(&mut self, status: u16, error: Option<&ApiError>) {
+        self.event.status = status;
+        self.event.outcome = AuditEvent::outcome_for(status).to_string();
+        self.event.error_code = error.map(|e| e.code.to_string());
+        self.event.latency_ms = self.req.received.elapsed().as_millis() as u64;
+    }
+
+    fn nonce_write(&self) -> Option<Write> {
+        let key = self.nonce.clone()?;
+        let expires = self.req.received_at.unix_timestamp() + 2 * 3600;
+        let item = crate::store::to_item(&serde_json::json!({ "ttl": expires }), &key, &[]);
+        Some(Write::Put {
+            item,
+            condition: Some(Condition {
+                expression: "attribute_not_exists(pk) OR #ttl < :now".into(),
+                names: vec![("#ttl".into(), "ttl".into())],
+                values: vec![(
+                    ":now".into(),
+                    AttributeValue::N(self.req.received_at.unix_timestamp().to_string()),
+                )],
+            }),
+        })
+    }
+
+    fn finish(&self, mut r: ApiResponse) -> ApiResponse {
+        if self.deprecated {
+            r = r.header("x-alter-key-deprecated", "true");
+        }
+        r
+    }
+
+    /// Answers an error, with its audit row (and the spent nonce) written first.
+    async fn fail(&mut self, ctx: &Ctx, e: ApiError) -> ApiResponse {
+        self.stamp(e.status.as_u16(), Some(&e));
+        let mut writes: Vec<Write> = self.nonce_write().into_iter().collect();
+        writes.push(Write::Put {
+            item: self
+                .event
+                .to_item(&self.owner_partition, self.req.received_at),
+            condition: None,
+        });
+        match ctx.store.transact(writes).await {
+            Ok(()) => self.finish(ApiResponse::error(&e)),
+            Err(TxError::ConditionFailed(_)) => self.replayed(ctx).await,
+            Err(TxError::Unavailable(u)) => ApiResponse::error(&u),
+        }
+    }
+
+    async fn replayed(&mut self, ctx: &Ctx) -> ApiResponse {
+        let e = ApiError::unauthorized(
+            "nonce_replayed",
+            "this request's nonce was already used: the request is a replay",
+        )
+        .hint("sign every request with a fresh X-Alter-Nonce");
+        self.stamp(401, Some(&e));
+        self.nonce = None;
+        let item = self
+            .event
+            .to_item(&self.owner_partition, self.req.received_at);
+        match ctx.store.put(item, None).await {
+            Ok(()) => self.finish(ApiResponse::error(&e)),
+            Err(err) => ApiResponse::error(&ApiError::from(err)),
+        }
+    }
+
+    /// Commits the operation's writes, the audit row and the nonce in one transaction.
+    async fn commit(&mut self, ctx: &Ctx, outcome: Outcome) -> ApiResponse {
+        self.stamp(outcome.response.status.as_u16(), None);
+        let mut writes: Vec<Write> = self.nonce_write().into_iter().collect();
+        let nonce_slots = writes.len();
+        writes.push(Write::Put {
+            item: self
+                .event
+                .to_item(&self.owner_partition, self.req.received_at),
+            condition: None,
+        });
+        writes.extend(outcome.writes);
+        match ctx.store.transact(writes).await {
+            Ok(()) => self.finish(outcome.response),
+            Err(TxError::ConditionFailed(failed)) if failed.iter().any(|i| *i < nonce_slots) => {
+                self.replayed(ctx).await
+            }
+            Err(TxError::ConditionFailed(_)) => {
+                let e = outcome.on_conflict.unwrap_or_else(|| {
+                    ApiError::conflict(
+                        "write_conflict",
+                        "the write conflicted with another change; retry",
+                    )
+                });
+                self.fail(ctx, e).await
+            }
+            Err(TxError::Unavailable(e)) => ApiResponse::error(&e),
+        }
+    }
+}
+
+/// Verifies timestamp, body hash and HMAC signature; returns the (signed) identity headers.
+fn verify_signature(
+    ctx: &Ctx,
+    req: &ApiRequest,
+    key: &PresentedKey,
+    now: OffsetDateTime,
+) -> Result<Identity, ApiError> {
+    let ts = header(req, "x-alter-timestamp");
+    let nonce = header(req, "x-alter-nonce");
+    let content_sha = header(req, "x-alter-content-sha256");
+    let signature = header(req, "x-alter-signature");
+    if ts.is_empty() || nonce.is_empty() || content_sha.is_empty() || signature.is_empty() {
+        return Err(ApiError::unauthorized(
+            "signature_required",
+            "requests must be signed: X-Alter-Timestamp, X-Alter-Nonce, X-Alter-Content-SHA256 and X-Alter-Signature are required",
+        ));
+    }
+    let ts_value: i64 = ts
+        .parse()
+        .ok()
+        .filter(|_| ts.bytes().all(|b| b.is_ascii_digit()) && ts.len() <= 12)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_timestamp",
+                "X-Alter-Timestamp must be Unix seconds",
+            )
+        })?;
+    let skew = (now.unix_timestamp() - ts_value).unsigned_abs();
+    if skew > ctx.config.signature_window.as_secs() {
+        return Err(ApiError::unauthorized(
+            "timestamp_out_of_window",
+            format!(
+                "the request timestamp is {skew} s away from server time; at most {} s is accepted",
+                ctx.config.signature_window.as_secs()
+            ),
+        )
+        .hint("check the client's clock"));
+    }
+    let nonce_ok = (16..=128).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !nonce_ok {
+        return Err(ApiError::unauthorized(
+            "invalid_nonce",
+            "X-Alter-Nonce must be 16 to 128 characters of [A-Za-z0-9_-]",
+        ));
+    }
+    let body_sha = hex::encode(Sha256::digest(&req.body));
+    if !bool::from(
+        body_sha
+            .as_bytes()
+            .ct_eq(content_sha.to_ascii_lowercase().as_bytes()),
+    ) {
+        return Err(ApiError::unauthorized(
+            "content_hash_mismatch",
+            "X-Alter-Content-SHA256 does not match the body received",
+        ));
+    }
+    let parts = SignedParts {
+        method: req.method.as_str(),
+        target: &req.target,
+        timestamp: ts,
+        nonce,
+        content_sha256: content_sha,
+        scope_constraints: header(req, "x-alter-scope-constraints"),
+        request_rule: header(req, "x-alter-request-rule"),
+        caller: header(req, "x-alter-caller"),
+        caller_type: header(req, "x-alter-caller-type"),
+        actor_id: header(req, "x-alter-actor-id"),
+        actor_context: header(req, "x-alter-context"),
+    };
+    let v2 = header(req, "x-alter-signature-v2");
+    let v2_consistent = v2.is_empty() || bool::from(v2.as_bytes().ct_eq(signature.as_bytes()));
+    if !v2_consistent
+        || !signing::verify(
+            &key.signing_key(),
+            &parts.string_to_sign(),
+            &signature.to_ascii_lowercase(),
+        )
+    {
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "the request signature does not verify",
+        )
+        .hint("sign with HMAC-SHA256 of the canonical request, keyed by HMAC-SHA256(api_key, \"alter-signing-v1\")"));
+    }
+    identity(&parts)
+}
+
+fn identity(parts: &SignedParts<'_>) -> Result<Identity, ApiError> {
+    let opt = |s: &str, max: usize, what: &str| -> Result<Option<String>, ApiError> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if s.chars().count() > max {
+            return Err(ApiError::bad_request(
+                "invalid_identity_header",
+                format!("{what} is longer than {max} characters"),
+            ));
+        }
+        Ok(Some(s.to_string()))
+    };
+    let mut context = Map::new();
+    if !parts.actor_context.is_empty() {
+        let err = || {
+            ApiError::bad_request(
+                "invalid_context",
+                "X-Alter-Context must be a JSON object of at most 20 string values (keys ≤ 64, values ≤ 512, total ≤ 4096 characters)",
+            )
+        };
+        if parts.actor_context.len() > 4096 {
+            return Err(err());
+        }
+        let v: Value = serde_json::from_str(parts.actor_context).map_err(|_| err())?;
+        let obj = v.as_object().ok_or_else(err)?;
+        if obj.len() > 20 {
+            return Err(err());
+        }
+        for (k, v) in obj {
+            let s = v.as_str().ok_or_else(err)?;
+            if k.chars().count() > 64 || s.chars().count() > 512 {
+                return Err(err());
+            }
+            context.insert(k.clone(), Value::String(s.to_string()));
+        }
+    }
+    Ok(Identity {
+        caller: opt(parts.caller, 256, "X-Alter-Caller")?,
+        caller_type: opt(parts.caller_type, 32, "X-Alter-Caller-Type")?,
+        actor_id: opt(parts.actor_id, 64, "X-Alter-Actor-ID")?,
+        context,
+    })
+}
+
+/// `X-Alter-Scope-Constraints` may only narrow the key's scopes. Request rules are refused
+/// until they are enforced: a deny rule silently ignored would fail open.
+fn narrow_scopes(req: &ApiRequest, held: &[String]) -> Result<Vec<String>, ApiError> {
+    if !header(req, "x-alter-request-rule").is_empty() {
+        return Err(ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "request_rule_unsupported",
+            "X-Alter-Request-Rule is not enforced by this server yet, so requests carrying one are refused",
+        ));
+    }
+    let raw = header(req, "x-alter-scope-constraints");
+    if raw.is_empty() {
+        return Ok(held.to_vec());
+    }
+    let wanted: Vec<String> = raw
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if wanted.is_empty() || wanted.len() > 100 {
+        return Err(ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_scope_constraint",
+            "X-Alter-Scope-Constraints must list 1 to 100 scopes",
+        ));
+    }
+    let broader: Vec<&String> = wanted
+        .iter()
+        .filter(|s| !scopes::satisfies(held, s))
+        .collect();
+    if !broader.is_empty() {
+        return Err(ApiError::bad_request(
+            "constraint_not_narrowing",
+            "scope constraints may only narrow the key's scopes",
+        )
+        .details(serde_json::json!({ "not_held": broader })));
+    }
+    Ok(wanted)
+}

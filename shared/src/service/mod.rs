@@ -1,0 +1,9 @@
+//! Domain operations shared by the handlers: each builds the records and the writes that the
+//! pipeline commits together with the audit row.
+
+pub mod grants;
+pub mod keys;
+pub mod orgs;
+pub mod secrets;
+pub mod token;
+pub mod validate;

@@ -1,0 +1,39 @@
+//! The retrieve-mode token answer (`POST /sdk/token`, spec §7.1) for a managed secret.
+
+use crate::model::{Grant, ManagedSecret, SecretValue, Template};
+use base64::Engine;
+use serde_json::{Value, json};
+
+pub fn answer(grant: &Grant, secret: &ManagedSecret, value: &SecretValue) -> Value {
+    let (header, format, token) = match (&secret.template, value) {
+        (Template::Bearer, SecretValue::Token { token }) => {
+            ("Authorization".to_string(), "Bearer {token}", token.clone())
+        }
+        (Template::ApiKey { header }, SecretValue::ApiKey { api_key }) => {
+            (header.clone(), "{token}", api_key.clone())
+        }
+        (Template::Basic, SecretValue::Basic { username, password }) => (
+            "Authorization".to_string(),
+            "Basic {token}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
+        ),
+        // A value that does not fit its template cannot be created; treat as corrupt.
+        _ => return Value::Null,
+    };
+    json!({
+        "access_token": token,
+        "grant_id": grant.grant_id,
+        "token_type": "Bearer",
+        "expires_in": Value::Null,
+        "expires_at": Value::Null,
+        "scopes": [],
+        "provider_id": secret.slug,
+        "scope_mismatch": false,
+        "token_generation": secret.version,
+        "injection_header": header,
+        "injection_format": format,
+        "additional_credentials": Value::Null,
+        "additional_injections": Value::Null,
+        "retry_info": Value::Null,
+    })
+}

@@ -1,0 +1,109 @@
+//! Input rules shared by several operations; each failure is a 422 naming the field.
+
+use crate::error::ApiError;
+
+pub fn name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be 1 to {max} printable characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// A credential value that will travel in an HTTP header.
+pub fn header_safe(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 8192 || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be 1 to 8192 characters with no control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The SDK refuses to inject into these (alter_sdk `_FORBIDDEN_INJECTION_HEADERS`).
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "cookie",
+    "set-cookie",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-http-method-override",
+    "x-method-override",
+    "www-authenticate",
+    "strict-transport-security",
+    "content-security-policy",
+];
+
+/// An injection header name the SDK accepts (`^[A-Za-z][A-Za-z0-9-]*$`, ≤ 60, not hop-by-hop).
+pub fn header_name(value: &str) -> Result<String, ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 60
+        && value.as_bytes()[0].is_ascii_alphabetic()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !FORBIDDEN_HEADERS.contains(&value.to_ascii_lowercase().as_str());
+    if !ok {
+        return Err(ApiError::validation(
+            "`header_name` must match ^[A-Za-z][A-Za-z0-9-]*$, be at most 60 characters and not a hop-by-hop, host or cookie header",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Allowed hosts: `api.example.com`, `*.example.com`, `127.0.0.1`; no scheme, port or path.
+pub fn allowed_hosts(hosts: &[String]) -> Result<Vec<String>, ApiError> {
+    if hosts.is_empty() || hosts.len() > 50 {
+        return Err(ApiError::validation(
+            "`allowed_hosts` must list 1 to 50 hosts the secret may be sent to",
+        ));
+    }
+    hosts
+        .iter()
+        .map(|h| {
+            let h = h.trim().to_ascii_lowercase();
+            let bare = h.strip_prefix("*.").unwrap_or(&h);
+            let ok = !bare.is_empty()
+                && h.len() <= 253
+                && bare
+                    .split('.')
+                    .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if ok {
+                Ok(h)
+            } else {
+                Err(ApiError::validation(format!(
+                    "`allowed_hosts` entry `{h}` is not a host name (use api.example.com or *.example.com, without scheme, port or path)"
+                )))
+            }
+        })
+        .collect()
+}
+
+pub fn label(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    value.map(|l| name("label", l, 255)).transpose()
+}
+
+pub fn email(value: &str) -> Result<String, ApiError> {
+    let v = value.trim().to_ascii_lowercase();
+    let ok = v.len() <= 254
+        && matches!(v.split_once('@'), Some((user, domain)) if !user.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        return Err(ApiError::validation("`email` must be an email address"));
+    }
+    Ok(v)
+}

@@ -1,0 +1,105 @@
+//! API shapes of stored records. Only what is listed here leaves the server: hashes and
+//! sealed values have no path into a response.
+
+use crate::model::{Grant, GrantKind, KeyRecord, ManagedSecret, Member, Template, rfc3339};
+use crate::scopes::SCOPE_VERSION;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+fn t(v: Option<OffsetDateTime>) -> Value {
+    v.map(|t| json!(rfc3339(t))).unwrap_or(Value::Null)
+}
+
+/// `APIKeyInfo` (spec §7.9).
+pub fn key(k: &KeyRecord) -> Value {
+    json!({
+        "id": k.key_id,
+        "name": k.name,
+        "key_prefix": k.key_prefix,
+        "key_type": k.key_type.tag(),
+        "scopes": k.scopes,
+        "scope_version": SCOPE_VERSION,
+        "cidr_allowlist": k.cidr_allowlist,
+        "rate_limit_rpm": k.rate_limit_rpm,
+        "expires_at": t(k.expires_at),
+        "deprecated_at": t(k.deprecated_at),
+        "revoked_at": t(k.revoked_at),
+        "parent_key_id": k.parent_key_id,
+        "created_at": rfc3339(k.created_at),
+        "last_used_at": t(k.last_used_at),
+    })
+}
+
+/// `MintedKey`: the key info plus the plaintext, shown this once.
+pub fn minted_key(k: &KeyRecord, plaintext: &str) -> Value {
+    let mut v = key(k);
+    v["api_key"] = json!(plaintext);
+    v
+}
+
+pub fn secret(s: &ManagedSecret) -> Value {
+    let header = match &s.template {
+        Template::ApiKey { header } => json!(header),
+        _ => Value::Null,
+    };
+    json!({
+        "id": s.secret_id,
+        "name": s.name,
+        "slug": s.slug,
+        "template": s.template.name(),
+        "header_name": header,
+        "allowed_hosts": s.allowed_hosts,
+        "version": s.version,
+        "created_at": rfc3339(s.created_at),
+        "rotated_at": rfc3339(s.rotated_at),
+    })
+}
+
+/// A `grants/list` item (spec §7.8), discriminated on `grant_kind`.
+pub fn grant(g: &Grant, now: OffsetDateTime) -> Value {
+    match &g.kind {
+        GrantKind::ManagedSecret {
+            secret_id,
+            slug,
+            name,
+        } => json!({
+            "grant_kind": "managed_secret",
+            "grant_id": g.grant_id,
+            "managed_secret_id": secret_id,
+            "managed_secret_slug": slug,
+            "managed_secret_name": name,
+            "provider_id": slug,
+            "agent_id": match &g.principal { crate::model::Principal::Agent { agent_id } => json!(agent_id), _ => Value::Null },
+            "app_user_id": match &g.principal { crate::model::Principal::User { app_user_id } => json!(app_user_id), _ => Value::Null },
+            "label": g.label,
+            "status": g.status_at(now),
+            "account_identifier": Value::Null,
+            "grant_policy": g.grant_policy,
+            "expires_at": Value::Null,
+            "grant_expires_at": t(g.expires_at),
+            "created_at": rfc3339(g.created_at),
+            "last_used_at": t(g.last_used_at),
+            "principal_type": g.principal.kind(),
+            "access_via": "ownership",
+            "delegated_at": Value::Null,
+            "parent_grant_id": Value::Null,
+            "depth": 0,
+            "delegable": false,
+            "scope_constraint": Value::Null,
+            "credential_id": Value::Null,
+            "credential_kind": "developer",
+            "credential_label": Value::Null,
+        }),
+    }
+}
+
+pub fn member(m: &Member) -> Value {
+    json!({
+        "id": m.member_id,
+        "org_id": m.org_id,
+        "email": m.email,
+        "role": m.role.as_str(),
+        "created_at": rfc3339(m.created_at),
+        "removed_at": t(m.removed_at),
+    })
+}
