@@ -12,6 +12,8 @@ mkdir -p "$STATE" "$TOOLS"
 export PORTCULLIS_PORT MOTO_PORT ECHO_PORT
 
 # The local AWS endpoint (moto) unless one is given: LocalStack or AWS work the same way.
+USE_MOTO=
+if [ -z "${AWS_ENDPOINT_URL:-}" ]; then USE_MOTO=1; fi
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:$MOTO_PORT}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
@@ -62,6 +64,7 @@ stop_pidfile() {
 
 # The moto server (DynamoDB + KMS), reused if one already answers on the port.
 start_moto() {
+  [ -n "$USE_MOTO" ] || { log "using the AWS endpoint $AWS_ENDPOINT_URL"; return 0; }
   ensure_venv moto "$ROOT/scripts/requirements/moto.txt"
   if port_open "$MOTO_PORT"; then
     curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null \

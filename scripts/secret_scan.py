@@ -109,12 +109,12 @@ def main() -> int:
     print(f"checked {len(scanner.secrets)} secrets against {items} items in {tables} tables "
           f"and {lines} lines in {files} log files")
     if items == 0 or lines == 0:
-        print("nothing to scan in DynamoDB or in the logs: the scan proves nothing", file=sys.stderr)
+        print("nothing to scan in DynamoDB or in the logs: the scan proves nothing")
         return 1
     if scanner.findings:
-        print(f"{len(scanner.findings)} secret occurrence(s) found in the clear:", file=sys.stderr)
+        print(f"{len(scanner.findings)} secret occurrence(s) found in the clear:")
         for finding in scanner.findings:
-            print(f"  {finding}", file=sys.stderr)
+            print(f"  {finding}")
         return 1
     print("no secret found in the clear")
     return 0

@@ -21,6 +21,14 @@ cargo clippy --quiet --all-targets -- -D warnings
 log "Rust unit and integration tests (against moto at $AWS_ENDPOINT_URL)"
 cargo test --quiet --workspace
 
+log "LocalStack init hook, run against the local endpoint"
+PORTCULLIS_TABLE="localstack-hook-$$" "$TOOLS/moto/bin/python" localstack/init/ready.d/10-portcullis.py
+PORTCULLIS_TABLE="localstack-hook-$$" "$TOOLS/moto/bin/python" localstack/init/ready.d/10-portcullis.py | grep -q "exists" \
+  || die "the LocalStack init hook is not idempotent"
+
+log "benchmark smoke run (make bench prints the release figures)"
+cargo run --quiet -p portcullis-tests --bin bench -- --quick
+
 log "alter-sdk $(grep -i '^alter-sdk==' scripts/requirements/sdk.txt | cut -d= -f3) compatibility suite"
 cargo build --quiet --bin portcullis-local --bin portcullis
 scan_dir=$(mktemp -d)

@@ -481,6 +481,19 @@ impl Audited<'_> {
     }
 
     fn finish(&self, mut r: ApiResponse) -> ApiResponse {
+        // One structured line per answered request: identifiers and outcome, never values.
+        let e = &self.event;
+        tracing::info!(
+            operation = %e.action,
+            request_id = %e.request_id,
+            app_id = e.app_id.as_deref().unwrap_or(""),
+            org_id = e.org_id.as_deref().unwrap_or(""),
+            key_prefix = e.key_prefix.as_deref().unwrap_or(""),
+            status = e.status,
+            error = e.error_code.as_deref().unwrap_or(""),
+            latency_ms = e.latency_ms,
+            "request"
+        );
         if self.deprecated {
             r = r.header("x-alter-key-deprecated", "true");
         }

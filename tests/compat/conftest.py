@@ -43,6 +43,14 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def isolated_env(**overrides: str) -> dict:
+    """This process's environment without any PORTCULLIS_* variable the shell may carry (say a
+    `make run` operator key or table), plus the overrides: the suite uses only its own server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    env.update(overrides)
+    return env
+
+
 class CliError(AssertionError):
     """The CLI exited non-zero; carries its error JSON (stderr) for the test report."""
 
@@ -68,11 +76,9 @@ class Portcullis:
 
     def cli(self, *args: str, operator_key: str | None = None, stdin: dict | None = None, env: dict | None = None) -> dict:
         """Runs the operator CLI and returns its JSON answer; raises CliError with stderr on failure."""
-        run_env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-        run_env["PORTCULLIS_URL"] = self.url
+        run_env = isolated_env(PORTCULLIS_URL=self.url, **(env or {}))
         if operator_key:
             run_env["PORTCULLIS_OPERATOR_KEY"] = operator_key
-        run_env.update(env or {})
         done = subprocess.run(
             [str(CLI_BIN), *args],
             input=json.dumps(stdin) if stdin is not None else None,
@@ -96,7 +102,7 @@ class Portcullis:
         )
         operator_key = answer["operator_key"]["api_key"]
         self.remember(operator_key)
-        return Org(self, answer["org"]["id"], operator_key)
+        return Org(self, operator_key)
 
 
 @dataclass
@@ -104,7 +110,6 @@ class Org:
     """An organisation, driven through the CLI with its owner's operator key."""
 
     server: Portcullis
-    org_id: str
     operator_key: str
 
     def cli(self, *args: str, stdin: dict | None = None) -> dict:
@@ -190,8 +195,7 @@ def portcullis(secret_values, tmp_path_factory):
     port = free_port()
     root_secret = secrets.token_hex(32)
     log_path = tmp_path_factory.mktemp("server") / "portcullis-local.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-    env.update(PORTCULLIS_TABLE=f"compat-{uuid.uuid4().hex}", PORTCULLIS_ROOT_SECRET=root_secret)
+    env = isolated_env(PORTCULLIS_TABLE=f"compat-{uuid.uuid4().hex}", PORTCULLIS_ROOT_SECRET=root_secret)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(SERVER_BIN), "--init", "--addr", f"127.0.0.1:{port}"],
@@ -216,8 +220,8 @@ def wait_until_listening(proc: subprocess.Popen, port: int, log_path: Path) -> N
     deadline = time.monotonic() + STARTUP_SECONDS
     while not port_open(port):
         if proc.poll() is not None or time.monotonic() > deadline:
-            state = f"exited with {proc.returncode}" if proc.returncode is not None else "not listening"
-            pytest.fail(f"portcullis-local {state} after start; its log:\n{log_path.read_text()}")
+            state = f"exited with code {proc.returncode}" if proc.returncode is not None else "did not start listening"
+            pytest.fail(f"portcullis-local {state} (waited up to {STARTUP_SECONDS} s); its log:\n{log_path.read_text()}")
         time.sleep(0.1)
 
 

@@ -1,1 +1,346 @@
-//! (being written)
+//! The app boundary: whatever another app (or organisation) reaches for answers exactly like
+//! something that does not exist: same status, same body. Every route is walked; a route
+//! added without a case here fails `every_route_has_a_boundary_case`.
+
+use portcullis_functions::routes::ROUTES;
+use portcullis_tests::*;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Routes that name no resource of an app, with the reason.
+const NO_APP_RESOURCE: &[(&str, &str)] = &[
+    ("sdk_scopes", "the catalogue is the same for every app"),
+    (
+        "op_bootstrap",
+        "authorised by the root secret, creates a new organisation",
+    ),
+    ("op_org_get", "answers the caller's own organisation"),
+    (
+        "op_org_audit_query",
+        "reads the caller's own organisation partition",
+    ),
+    ("op_members_list", "lists the caller's own organisation"),
+    (
+        "op_member_create",
+        "creates in the caller's own organisation",
+    ),
+    ("op_my_keys_list", "lists the caller's own keys"),
+    ("op_my_key_create", "creates for the caller"),
+    ("op_app_create", "creates in the caller's own organisation"),
+];
+
+/// Routes walked below.
+const WALKED: &[&str] = &[
+    "sdk_token",
+    "sdk_audit_api_call",
+    "sdk_grants_list",
+    "sdk_managed_secret_grant_create",
+    "op_apps_list",
+    "op_member_remove",
+    "op_my_key_revoke",
+    "op_app_get",
+    "op_app_keys_list",
+    "op_app_key_create",
+    "op_app_key_deprecate",
+    "op_app_key_undeprecate",
+    "op_app_key_revoke",
+    "op_secrets_list",
+    "op_secret_create",
+    "op_secret_get",
+    "op_secret_rotate",
+    "op_secret_delete",
+    "op_grant_create",
+    "op_grants_list",
+    "op_grant_revoke",
+    "op_audit_query",
+];
+
+#[test]
+fn every_route_has_a_boundary_case() {
+    for r in ROUTES {
+        assert!(
+            WALKED.contains(&r.name) || NO_APP_RESOURCE.iter().any(|(n, _)| *n == r.name),
+            "route {} has no boundary case in tests/it/boundary.rs",
+            r.name
+        );
+    }
+}
+
+#[track_caller]
+fn same(foreign: &Resp, missing: &Resp) {
+    assert_eq!(foreign.status, 404, "foreign: {}", foreign.body);
+    assert_eq!(
+        (foreign.status, &foreign.body),
+        (missing.status, &missing.body),
+        "foreign and missing differ"
+    );
+}
+
+#[tokio::test]
+async fn sdk_routes_answer_a_foreign_app_like_a_missing_one() {
+    let env = env().await;
+    let a = app_fixture().await;
+    let b = app_fixture().await;
+    let random = Uuid::new_v4().to_string();
+
+    let foreign = b
+        .sdk(env, "POST", "/sdk/token", a.token_body(&a.grant_id))
+        .await;
+    let missing = b
+        .sdk(env, "POST", "/sdk/token", a.token_body(&random))
+        .await;
+    same(&foreign, &missing);
+    assert_eq!(foreign.code(), "grant_not_found");
+
+    let report = |g: &str| json!({"grant_id": g, "method": "GET", "url": "http://127.0.0.1/", "response_status": 200});
+    same(
+        &b.sdk(
+            env,
+            "POST",
+            "/sdk/oauth/audit/api-call",
+            report(&a.grant_id),
+        )
+        .await,
+        &b.sdk(env, "POST", "/sdk/oauth/audit/api-call", report(&random))
+            .await,
+    );
+
+    let create = json!({"principal": {"type": "system"}});
+    same(
+        &b.sdk(
+            env,
+            "POST",
+            &format!("/sdk/managed-secrets/{}/grants", a.secret_id),
+            create.clone(),
+        )
+        .await,
+        &b.sdk(
+            env,
+            "POST",
+            &format!("/sdk/managed-secrets/{random}/grants"),
+            create,
+        )
+        .await,
+    );
+
+    let listed = b
+        .sdk(env, "POST", "/sdk/grants/list", json!({}))
+        .await
+        .ok()
+        .clone();
+    let ids: Vec<&str> = listed["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["grant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![b.grant_id.as_str()], "B sees only its own grants");
+    // And A's grant was untouched by B's attempts.
+    a.sdk(env, "POST", "/sdk/token", a.token_body(&a.grant_id))
+        .await
+        .ok();
+}
+
+/// (method, path under /v1/apps/{app}, body) for every app-scoped operator route.
+fn app_routes(a: &TestApp) -> Vec<(&'static str, String, Value)> {
+    let (k, s, g) = (Uuid::new_v4(), &a.secret_id, &a.grant_id);
+    vec![
+        ("GET", String::new(), Value::Null),
+        ("GET", "/keys".into(), Value::Null),
+        ("POST", "/keys".into(), json!({"name": "x"})),
+        ("POST", format!("/keys/{k}/deprecate"), Value::Null),
+        ("POST", format!("/keys/{k}/undeprecate"), Value::Null),
+        ("DELETE", format!("/keys/{k}"), Value::Null),
+        ("GET", "/secrets".into(), Value::Null),
+        (
+            "POST",
+            "/secrets".into(),
+            json!({"name": "n", "template": "bearer", "allowed_hosts": ["a.io"], "value": {"token": "t"}}),
+        ),
+        ("GET", format!("/secrets/{s}"), Value::Null),
+        (
+            "POST",
+            format!("/secrets/{s}/rotate"),
+            json!({"value": {"token": "t2"}}),
+        ),
+        ("DELETE", format!("/secrets/{s}"), Value::Null),
+        (
+            "POST",
+            format!("/secrets/{s}/grants"),
+            json!({"principal": {"type": "system"}}),
+        ),
+        ("GET", "/grants".into(), Value::Null),
+        ("DELETE", format!("/grants/{g}"), Value::Null),
+        ("GET", "/audit".into(), Value::Null),
+    ]
+}
+
+#[tokio::test]
+async fn operator_routes_answer_another_organisations_app_like_a_missing_one() {
+    let env = env().await;
+    let a = app_fixture().await;
+    let b = app_fixture().await;
+    let random = Uuid::new_v4();
+    for (method, tail, body) in app_routes(&a) {
+        let foreign = b
+            .org
+            .op(
+                env,
+                method,
+                &format!("/v1/apps/{}{tail}", a.app_id),
+                body.clone(),
+            )
+            .await;
+        let missing = b
+            .org
+            .op(env, method, &format!("/v1/apps/{random}{tail}"), body)
+            .await;
+        same(&foreign, &missing);
+        assert_eq!(foreign.code(), "app_not_found", "{method} {tail}");
+    }
+    let apps = b
+        .org
+        .op(env, "GET", "/v1/apps", Value::Null)
+        .await
+        .ok()
+        .clone();
+    assert!(
+        apps["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["id"] != a.app_id.as_str())
+    );
+    // A is intact: its secret still serves its grant.
+    a.sdk(env, "POST", "/sdk/token", a.token_body(&a.grant_id))
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn within_one_organisation_an_id_from_another_app_is_missing() {
+    let env = env().await;
+    let a = app_fixture().await;
+    // A second app of the same organisation.
+    let a2 = a
+        .org
+        .op(env, "POST", "/v1/apps", json!({"name": "second"}))
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keys = a
+        .org
+        .op(
+            env,
+            "GET",
+            &format!("/v1/apps/{}/keys", a.app_id),
+            Value::Null,
+        )
+        .await;
+    let key_a = keys.ok()["items"][0]["id"].as_str().unwrap().to_string();
+    let random = Uuid::new_v4();
+    let pairs = [
+        (
+            "POST",
+            format!("/keys/{key_a}/deprecate"),
+            format!("/keys/{random}/deprecate"),
+            Value::Null,
+        ),
+        (
+            "DELETE",
+            format!("/keys/{key_a}"),
+            format!("/keys/{random}"),
+            Value::Null,
+        ),
+        (
+            "GET",
+            format!("/secrets/{}", a.secret_id),
+            format!("/secrets/{random}"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/secrets/{}/rotate", a.secret_id),
+            format!("/secrets/{random}/rotate"),
+            json!({"value": {"token": "x"}}),
+        ),
+        (
+            "POST",
+            format!("/secrets/{}/grants", a.secret_id),
+            format!("/secrets/{random}/grants"),
+            json!({"principal": {"type": "system"}}),
+        ),
+        (
+            "DELETE",
+            format!("/secrets/{}", a.secret_id),
+            format!("/secrets/{random}"),
+            Value::Null,
+        ),
+        (
+            "DELETE",
+            format!("/grants/{}", a.grant_id),
+            format!("/grants/{random}"),
+            Value::Null,
+        ),
+    ];
+    for (method, foreign, missing, body) in pairs {
+        let f = a
+            .org
+            .op(
+                env,
+                method,
+                &format!("/v1/apps/{a2}{foreign}"),
+                body.clone(),
+            )
+            .await;
+        let m = a
+            .org
+            .op(env, method, &format!("/v1/apps/{a2}{missing}"), body)
+            .await;
+        same(&f, &m);
+    }
+    a.sdk(env, "POST", "/sdk/token", a.token_body(&a.grant_id))
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn members_and_operator_keys_of_another_organisation_are_missing() {
+    let env = env().await;
+    let a = env.org().await;
+    let b = env.org().await;
+    let a_member = a.op(env, "GET", "/v1/org", Value::Null).await.ok()["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_key = a.op(env, "GET", "/v1/me/keys", Value::Null).await.ok()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let random = Uuid::new_v4();
+    same(
+        &b.op(
+            env,
+            "DELETE",
+            &format!("/v1/org/members/{a_member}"),
+            Value::Null,
+        )
+        .await,
+        &b.op(
+            env,
+            "DELETE",
+            &format!("/v1/org/members/{random}"),
+            Value::Null,
+        )
+        .await,
+    );
+    same(
+        &b.op(env, "DELETE", &format!("/v1/me/keys/{a_key}"), Value::Null)
+            .await,
+        &b.op(env, "DELETE", &format!("/v1/me/keys/{random}"), Value::Null)
+            .await,
+    );
+    a.op(env, "GET", "/v1/org", Value::Null).await.ok();
+}
