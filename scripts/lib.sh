@@ -69,6 +69,7 @@ start_moto() {
   if port_open "$MOTO_PORT"; then
     curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null \
       || die "port $MOTO_PORT is taken by something that is not moto; set MOTO_PORT"
+    log "reusing the moto already running on 127.0.0.1:$MOTO_PORT"
     return 0
   fi
   log "starting moto (DynamoDB and KMS) on 127.0.0.1:$MOTO_PORT"

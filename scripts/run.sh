@@ -25,11 +25,10 @@ echo $! > "$STATE/server.pid"
 wait_for_port "$PORTCULLIS_PORT" Portcullis
 
 stop_pidfile "$STATE/echo.pid"
-if ! port_open "$ECHO_PORT"; then
-  nohup "$TOOLS/sdk/bin/python" "$ROOT/tests/compat/echo_server.py" "$ECHO_PORT" > "$STATE/echo.log" 2>&1 &
-  echo $! > "$STATE/echo.pid"
-  wait_for_port "$ECHO_PORT" "echo service"
-fi
+port_open "$ECHO_PORT" && die "port $ECHO_PORT (echo service) is in use by another program; set ECHO_PORT"
+nohup "$TOOLS/sdk/bin/python" "$ROOT/tests/compat/echo_server.py" "$ECHO_PORT" > "$STATE/echo.log" 2>&1 &
+echo $! > "$STATE/echo.pid"
+wait_for_port "$ECHO_PORT" "echo service"
 
 log "creating the demo organisation, app, key, secret and grant"
 "$ROOT/scripts/demo.sh" > "$STATE/demo.json"
@@ -47,10 +46,11 @@ A local echo service (a stand-in third-party API) answers at http://127.0.0.1:$E
 
 Try it with the official SDK (installed in .tools/sdk):
 
-ALTER_BASE_URL=http://127.0.0.1:$PORTCULLIS_PORT .tools/sdk/bin/python - <<'PY'
-import asyncio, json
-from alter_sdk import App
+.tools/sdk/bin/python - <<'PY'
+import asyncio, json, os
 demo = json.load(open(".portcullis/demo.json"))
+os.environ["ALTER_BASE_URL"] = demo["base_url"]   # before App(): the SDK reads it there
+from alter_sdk import App
 async def main():
     async with App(api_key=demo["app_key"], caller="readme-example") as app:
         r = await app.request("GET", "http://127.0.0.1:$ECHO_PORT/hello", grant_id=demo["grant_id"])
@@ -58,6 +58,10 @@ async def main():
 asyncio.run(main())
 PY
 
-Then read the audit log:  PORTCULLIS_OPERATOR_KEY=… target/debug/portcullis audit --app $(json app_id)
-Stop everything with:    make stop
+(The SDK warns that http:// is only for local development: expected here.)
+
+Then read the audit log:
+  PORTCULLIS_OPERATOR_KEY=$(json operator_key) target/debug/portcullis audit --app $(json app_id)
+
+Stop everything with: make stop
 MSG

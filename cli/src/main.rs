@@ -109,6 +109,7 @@ enum Apps {
 
 #[derive(Args)]
 struct AppArg {
+    /// The app's ID (`portcullis apps list`).
     #[arg(long)]
     app: String,
 }
@@ -183,7 +184,14 @@ enum Secrets {
 
 #[derive(Subcommand)]
 enum Grants {
-    List(AppArg),
+    List {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        offset: Option<u32>,
+    },
     Create {
         #[command(flatten)]
         app: AppArg,
@@ -212,24 +220,32 @@ enum Grants {
 
 #[derive(Args)]
 struct AuditArgs {
+    /// The app whose log to read; without it, the organisation's own log.
     #[arg(long)]
     app: Option<String>,
+    /// Start of the range, RFC 3339 (default: 7 days before --to).
     #[arg(long)]
     from: Option<String>,
+    /// End of the range, RFC 3339 (default: now).
     #[arg(long)]
     to: Option<String>,
+    /// Only rows of keys with this prefix (e.g. alter_rk_abcde).
     #[arg(long)]
     key_prefix: Option<String>,
     #[arg(long)]
     grant_id: Option<String>,
     #[arg(long)]
     principal_id: Option<String>,
+    /// The operation, e.g. sdk_token.
     #[arg(long)]
     action: Option<String>,
+    /// success, denied, not_found, invalid or error.
     #[arg(long)]
     outcome: Option<String>,
+    /// Rows per page, 1 to 500 (default 50).
     #[arg(long)]
     limit: Option<u32>,
+    /// The next_cursor of the previous page.
     #[arg(long)]
     cursor: Option<String>,
 }
@@ -344,7 +360,26 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
             ),
         },
         Command::Grants(g) => match g {
-            Grants::List(a) => ("GET", format!("/v1/apps/{}/grants", enc(&a.app)), None),
+            Grants::List { app, limit, offset } => {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                if let Some(l) = limit {
+                    q.append_pair("limit", &l.to_string());
+                }
+                if let Some(o) = offset {
+                    q.append_pair("offset", &o.to_string());
+                }
+                let q = q.finish();
+                let base = format!("/v1/apps/{}/grants", enc(&app.app));
+                (
+                    "GET",
+                    if q.is_empty() {
+                        base
+                    } else {
+                        format!("{base}?{q}")
+                    },
+                    None,
+                )
+            }
             Grants::Create {
                 app,
                 secret,
@@ -474,7 +509,10 @@ async fn answer(resp: reqwest::Response) -> Result<Value, String> {
     if status.is_success() {
         Ok(value)
     } else {
-        Err(serde_json::to_string_pretty(&value).unwrap_or(text))
+        Err(format!(
+            "HTTP {status}\n{}",
+            serde_json::to_string_pretty(&value).unwrap_or(text)
+        ))
     }
 }
 

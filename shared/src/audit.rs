@@ -54,8 +54,13 @@ pub struct AuditEvent {
     pub grant_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Operation-specific facts (e.g. the reported provider call of `sdk_audit_api_call`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Operation-specific facts (e.g. the reported provider call of `sdk_audit_api_call`),
+    /// stored as JSON text.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::model::json_text"
+    )]
     pub detail: Option<Value>,
     pub latency_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,7 +69,26 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
 }
 
+/// Whether a context entry may be stored: keys 1–64 characters, values up to 512, neither
+/// with control characters (DynamoDB refuses empty attribute names, logs must stay one line).
+pub fn context_entry_ok(key: &str, value: &str) -> bool {
+    let clean = |s: &str| !s.chars().any(char::is_control);
+    (1..=64).contains(&key.chars().count())
+        && value.chars().count() <= 512
+        && clean(key)
+        && clean(value)
+}
+
 impl AuditEvent {
+    /// The row as the API shows it: `detail` as JSON, not as its stored text.
+    pub fn view(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("audit rows serialise");
+        if let Some(detail) = &self.detail {
+            v["detail"] = detail.clone();
+        }
+        v
+    }
+
     pub fn outcome_for(status: u16) -> &'static str {
         match status {
             200..=299 => "success",
@@ -88,8 +112,39 @@ impl AuditEvent {
 }
 
 fn day_of(t: OffsetDateTime) -> String {
-    let d = t.date();
+    day_string(t.date())
+}
+
+fn day_string(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Matching rows of one shard, newest first, until it alone could fill the page.
+async fn shard_rows(
+    store: &Store,
+    mut q: Query<'_>,
+    lo: &str,
+    f: &AuditFilter,
+    needed: usize,
+) -> Result<Vec<(String, AuditEvent)>, ApiError> {
+    let mut rows = Vec::new();
+    loop {
+        let page = store.query(q.clone()).await?;
+        for item in page.items {
+            let sk = crate::store::s(&item, "sk").unwrap_or_default().to_string();
+            if sk.as_str() < lo {
+                return Ok(rows);
+            }
+            let event: AuditEvent = crate::store::from_item(item)?;
+            if f.matches(&event) {
+                rows.push((sk, event));
+            }
+        }
+        match page.last_key {
+            Some(k) if rows.len() < needed => q.start = Some(k),
+            _ => return Ok(rows),
+        }
+    }
 }
 
 fn shard_of(request_id: &str) -> u32 {
@@ -125,6 +180,10 @@ impl AuditFilter {
 }
 
 pub const MAX_QUERY_DAYS: i64 = 90;
+/// Days one request reads before answering with a cursor to continue: bounds the work of a
+/// sparse query over a long range (16 queries per day, run in parallel).
+const DAYS_PER_REQUEST: usize = 7;
+pub const OUTCOMES: &[&str] = &["success", "denied", "not_found", "invalid", "error"];
 const SHARD_PAGE: i32 = 100;
 
 #[derive(Serialize, Deserialize)]
@@ -134,11 +193,13 @@ struct Cursor {
 }
 
 fn parse_time(s: &str, what: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
-        ApiError::validation(format!(
-            "`{what}` must be an RFC 3339 time, e.g. 2026-12-03T10:00:00Z"
-        ))
-    })
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.to_offset(time::UtcOffset::UTC))
+        .map_err(|_| {
+            ApiError::validation(format!(
+                "`{what}` must be an RFC 3339 time, e.g. 2026-12-03T10:00:00Z"
+            ))
+        })
 }
 
 /// Newest first across every shard of every day in range, filtered, cursor-paginated.
@@ -167,6 +228,14 @@ pub async fn query(
             "a query spans at most {MAX_QUERY_DAYS} days"
         )));
     }
+    if let Some(o) = &f.outcome
+        && !OUTCOMES.contains(&o.as_str())
+    {
+        return Err(ApiError::validation(format!(
+            "`outcome` must be one of {}",
+            OUTCOMES.join(", ")
+        )));
+    }
     let limit = f.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("`limit` must be between 1 and 500"));
@@ -189,13 +258,11 @@ pub async fn query(
     let want = limit + 1;
     let mut out: Vec<(String, AuditEvent)> = Vec::new();
     let mut day = to.date();
+    let mut days_read = 0;
+    // Where to resume when this request stops early (see DAYS_PER_REQUEST).
+    let mut resume: Option<Cursor> = None;
     while day >= from.date() && out.len() < want {
-        let day_s = format!(
-            "{:04}-{:02}-{:02}",
-            day.year(),
-            u8::from(day.month()),
-            day.day()
-        );
+        let day_s = day_string(day);
         let upper = match &cursor {
             Some(c) if c.day == day_s => c.sk.clone().min(hi.clone()),
             Some(c) if c.day < day_s => {
@@ -204,38 +271,28 @@ pub async fn query(
             }
             _ => hi.clone(),
         };
-        // Rows of the day, from every shard, merged newest first.
-        let mut rows: Vec<(String, AuditEvent)> = Vec::new();
+        if days_read == DAYS_PER_REQUEST {
+            resume = Some(Cursor {
+                day: day_s,
+                sk: upper,
+            });
+            break;
+        }
+        days_read += 1;
         let needed = want - out.len();
-        for shard in 0..keys::AUDIT_SHARDS {
-            let mut start = None;
-            let mut from_shard = 0;
-            loop {
-                let mut q = Query::partition(keys::audit_partition(owner_partition, &day_s, shard));
-                q.sort_before = Some(upper.clone());
-                q.forward = false;
-                q.limit = Some(SHARD_PAGE);
-                q.start = start.take();
-                let page = store.query(q).await?;
-                let mut stop = false;
-                for item in page.items {
-                    let sk = crate::store::s(&item, "sk").unwrap_or_default().to_string();
-                    if sk < lo {
-                        stop = true;
-                        break;
-                    }
-                    let event: AuditEvent = crate::store::from_item(item)?;
-                    if f.matches(&event) {
-                        rows.push((sk, event));
-                        from_shard += 1;
-                    }
-                }
-                // Enough from this shard once it alone could fill the page.
-                match page.last_key {
-                    Some(k) if !stop && from_shard < needed => start = Some(k),
-                    _ => break,
-                }
-            }
+        // Every shard of the day at once, merged newest first.
+        let shards = (0..keys::AUDIT_SHARDS).map(|shard| {
+            let q = Query {
+                sort_before: Some(upper.clone()),
+                forward: false,
+                limit: Some(SHARD_PAGE),
+                ..Query::partition(keys::audit_partition(owner_partition, &day_s, shard))
+            };
+            shard_rows(store, q, &lo, f, needed)
+        });
+        let mut rows: Vec<(String, AuditEvent)> = Vec::new();
+        for shard in futures_util::future::join_all(shards).await {
+            rows.extend(shard?);
         }
         rows.sort_by(|a, b| b.0.cmp(&a.0));
         out.extend(rows.into_iter().take(needed));
@@ -244,15 +301,17 @@ pub async fn query(
             None => break,
         };
     }
-    let next = (out.len() > limit).then(|| {
+    let encode = |c: &Cursor| B64URL.encode(serde_json::to_vec(c).expect("cursor"));
+    let next = if out.len() > limit {
         out.truncate(limit);
         let (sk, last) = out.last().expect("limit ≥ 1");
-        let c = Cursor {
+        Some(encode(&Cursor {
             day: last.time.get(..10).unwrap_or_default().to_string(),
             sk: sk.clone(),
-        };
-        B64URL.encode(serde_json::to_vec(&c).expect("cursor"))
-    });
+        }))
+    } else {
+        resume.as_ref().map(encode)
+    };
     Ok((out.into_iter().map(|(_, e)| e).collect(), next))
 }
 

@@ -101,12 +101,47 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         body
     };
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        ApiError::bad_request(
+            "invalid_json",
+            format!(
+                "the body is not valid JSON: {}",
+                elide_strings(&e.to_string())
+            ),
+        )
     })?;
     if !value.is_object() {
         return Err(ApiError::validation("the body must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::validation(format!("invalid body: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::validation(format!("invalid body: {}", elide_strings(&e.to_string())))
+    })
+}
+
+/// serde quotes the offending value in its messages (`invalid type: string "sk_live_…"`);
+/// the value may be a secret in the wrong place, so it is cut out of what we answer.
+pub fn elide_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("string \"") {
+        out.push_str(&rest[..i + 8]);
+        let tail = &rest[i + 8..];
+        let mut end = tail.len();
+        let mut escaped = false;
+        for (j, c) in tail.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = j;
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        out.push_str("…\"");
+        rest = tail.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 #[derive(Debug)]
@@ -167,5 +202,28 @@ impl ApiResponse {
             )],
             body: Bytes::from(body),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::elide_strings;
+
+    #[test]
+    fn quoted_values_are_cut_from_messages() {
+        assert_eq!(
+            elide_strings(
+                r#"invalid type: string "sk_live_X", expected struct ValueInput at line 1"#
+            ),
+            r#"invalid type: string "…", expected struct ValueInput at line 1"#
+        );
+        assert_eq!(
+            elide_strings(r#"a string "x\"y" and string "z""#),
+            r#"a string "…" and string "…""#
+        );
+        assert_eq!(
+            elide_strings("missing field `token`"),
+            "missing field `token`"
+        );
     }
 }

@@ -4,6 +4,7 @@ pub mod apikey;
 pub mod audit;
 pub mod context;
 pub mod crypto;
+pub mod destination;
 pub mod error;
 pub mod http;
 pub mod model;

@@ -99,6 +99,8 @@ pub struct Outcome {
     pub response: ApiResponse,
     pub writes: Vec<Write>,
     pub on_conflict: Option<ApiError>,
+    /// An item whose `last_used_at` is stale (see `needs_touch`), refreshed best-effort.
+    pub touch: Option<ItemKey>,
 }
 
 impl Outcome {
@@ -107,6 +109,7 @@ impl Outcome {
             response,
             writes: Vec::new(),
             on_conflict: None,
+            touch: None,
         }
     }
 
@@ -115,7 +118,32 @@ impl Outcome {
             response,
             writes,
             on_conflict: Some(on_conflict),
+            touch: None,
         }
+    }
+}
+
+/// `last_used_at` is kept to this precision: at most one refresh per item and interval per
+/// instance, so busy keys and grants do not turn every read into a write.
+const TOUCH_INTERVAL: time::Duration = time::Duration::minutes(5);
+
+pub fn needs_touch(last_used_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL)
+}
+
+/// Refreshes `last_used_at`; runs beside the commit (no extra round trip in sequence) and
+/// never fails the request.
+async fn touch(ctx: &Ctx, key: Option<ItemKey>, now: OffsetDateTime) {
+    let Some(key) = key else { return };
+    let write = Write::Update {
+        key,
+        update: "SET last_used_at = :now".into(),
+        condition: Some("attribute_exists(pk)".into()),
+        names: Vec::new(),
+        values: vec![(":now".into(), AttributeValue::S(rfc3339(now)))],
+    };
+    if ctx.store.transact(vec![write]).await.is_err() {
+        tracing::debug!("last_used_at refresh skipped");
     }
 }
 
@@ -450,7 +478,17 @@ async fn authenticate_and_run<O: Operation>(
     let result = O::run(ctx, &mut call, body, extra).await;
     a.event = call.audit;
     match result {
-        Ok(outcome) => Ok(a.commit(ctx, outcome).await),
+        Ok(mut outcome) => {
+            let key_touch = needs_touch(call.caller.key.last_used_at, now)
+                .then(|| crate::service::keys::record_key(&call.caller.key));
+            let op_touch = outcome.touch.take();
+            let (response, (), ()) = tokio::join!(
+                a.commit(ctx, outcome),
+                touch(ctx, key_touch, now),
+                touch(ctx, op_touch, now)
+            );
+            Ok(response)
+        }
         Err(e) => Err(a.fail(ctx, e).await),
     }
 }
@@ -673,7 +711,7 @@ fn identity(parts: &SignedParts<'_>) -> Result<Identity, ApiError> {
         let err = || {
             ApiError::bad_request(
                 "invalid_context",
-                "X-Alter-Context must be a JSON object of at most 20 string values (keys ≤ 64, values ≤ 512, total ≤ 4096 characters)",
+                "X-Alter-Context must be a JSON object of at most 20 string values (keys 1–64 characters, values ≤ 512, no control characters, total ≤ 4096)",
             )
         };
         if parts.actor_context.len() > 4096 {
@@ -686,7 +724,7 @@ fn identity(parts: &SignedParts<'_>) -> Result<Identity, ApiError> {
         }
         for (k, v) in obj {
             let s = v.as_str().ok_or_else(err)?;
-            if k.chars().count() > 64 || s.chars().count() > 512 {
+            if !crate::audit::context_entry_ok(k, s) {
                 return Err(err());
             }
             context.insert(k.clone(), Value::String(s.to_string()));

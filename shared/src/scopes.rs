@@ -71,15 +71,14 @@ pub fn require(held: &[String], required: &str) -> Result<(), ApiError> {
         "insufficient_scope",
         format!("this key lacks the scope `{required}`"),
     )
-    .hint("mint a key that holds the scope, or ask an operator to widen this one")
+    .hint("use a key that holds this scope: an operator mints one with POST /v1/apps/{app_id}/keys")
     .field("required", json!([required]))
     .field("granted", json!(held))
     .field("missing", json!([required]))
     .field("scope_version", json!(SCOPE_VERSION))
     .field("current_scope_version", json!(SCOPE_VERSION))
     .field("scope_version_mismatch", json!(false))
-    .field("required_any_of", json!([[required]]))
-    .field("documentation_url", json!("docs/operator-api.md#scopes")))
+    .field("required_any_of", json!([[required]])))
 }
 
 /// The `GET /sdk/scopes` catalogue.

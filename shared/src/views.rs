@@ -51,7 +51,7 @@ pub fn secret(s: &ManagedSecret) -> Value {
         "allowed_hosts": s.allowed_hosts,
         "version": s.version,
         "created_at": rfc3339(s.created_at),
-        "rotated_at": rfc3339(s.rotated_at),
+        "rotated_at": t(s.rotated_at),
     })
 }
 

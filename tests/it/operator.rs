@@ -372,3 +372,120 @@ async fn audit_queries_filter_and_page_newest_first() {
             .expect(422, "validation_error");
     }
 }
+
+#[tokio::test]
+async fn two_owners_removing_each_other_at_once_leave_one_owner() {
+    let env = env().await;
+    for _ in 0..3 {
+        let first = env.org().await;
+        let first_id = first.op(env, "GET", "/v1/org", Value::Null).await.ok()["me"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (second_id, second) = member(env, &first, "owner").await;
+        let (remove_second, remove_first) = (
+            format!("/v1/org/members/{second_id}"),
+            format!("/v1/org/members/{first_id}"),
+        );
+        let (a, b) = tokio::join!(
+            first.op(env, "DELETE", &remove_second, Value::Null),
+            second.op(env, "DELETE", &remove_first, Value::Null),
+        );
+        let succeeded = [&a, &b].iter().filter(|r| r.status == 200).count();
+        assert!(
+            succeeded <= 1,
+            "both removals succeeded: {} / {}",
+            a.body,
+            b.body
+        );
+        // Whoever removed the other is still an owner; if neither could, both still are.
+        if succeeded == 1 {
+            let survivor = if a.status == 200 { &first } else { &second };
+            survivor.op(env, "GET", "/v1/org", Value::Null).await.ok();
+        } else {
+            first.op(env, "GET", "/v1/org", Value::Null).await.ok();
+            second.op(env, "GET", "/v1/org", Value::Null).await.ok();
+        }
+    }
+}
+
+#[tokio::test]
+async fn errors_never_quote_a_misplaced_secret_value() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let path = format!("/v1/apps/{}/secrets", app.app_id);
+    let body = json!({"name": "x", "template": "bearer", "allowed_hosts": ["a.io"], "value": "sk_live_do_not_echo"});
+    let r = app.org.op(env, "POST", &path, body).await;
+    r.expect(422, "validation_error");
+    assert!(
+        !r.body.to_string().contains("sk_live_do_not_echo"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn ambiguous_or_invisible_input_is_refused() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let base = format!("/v1/apps/{}/audit", app.app_id);
+    app.org
+        .op(env, "GET", &format!("{base}?limit=1&limit=2"), Value::Null)
+        .await
+        .expect(422, "validation_error");
+    app.org
+        .op(
+            env,
+            "POST",
+            "/v1/apps",
+            json!({"name": "safe\u{202e}txt.exe"}),
+        )
+        .await
+        .expect(422, "validation_error");
+    let r = app
+        .org
+        .op(
+            env,
+            "POST",
+            &format!("/v1/apps/{}/keys", app.app_id),
+            json!({"name": "k", "expires_at": "2999-12-31T23:59:59-23:59"}),
+        )
+        .await;
+    assert!(
+        r.ok()["expires_at"].as_str().unwrap().ends_with('Z'),
+        "times are kept in UTC: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_sparse_query_over_a_long_range_pages_in_bounded_steps() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let from = time::OffsetDateTime::now_utc() - time::Duration::days(60);
+    let from = from
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let base = format!(
+        "/v1/apps/{}/audit?action=no_such_action&from={from}",
+        app.app_id
+    );
+    let (mut pages, mut cursor) = (0, None::<String>);
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("{base}&cursor={c}"),
+            None => base.clone(),
+        };
+        let page = app.org.op(env, "GET", &q, Value::Null).await.ok().clone();
+        assert!(page["items"].as_array().unwrap().is_empty());
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert!(
+        (9..=10).contains(&pages),
+        "61 days in steps of 7: {pages} pages"
+    );
+}

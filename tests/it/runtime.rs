@@ -594,3 +594,70 @@ async fn bad_input_gets_the_error_envelope() {
     assert!(rows.len() >= 5, "{} rows", rows.len());
     assert!(rows.iter().all(|r| r["outcome"] != "success"));
 }
+
+#[tokio::test]
+async fn json_dynamodb_cannot_hold_is_stored_as_text() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let deep = (0..40).fold(json!(1), |inner, _| json!([inner]));
+    let report = json!({
+        "grant_id": app.grant_id, "method": "GET", "url": "http://127.0.0.1/", "response_status": 200,
+        "request_body": {"amount": 1e200, "": "empty key", "deep": deep},
+        "context": {"": "dropped", "ok": "kept"},
+    });
+    assert_eq!(
+        app.sdk(env, "POST", "/sdk/oauth/audit/api-call", report)
+            .await
+            .status,
+        204
+    );
+    let row = &app.audit(env, "action=sdk_audit_api_call").await[0];
+    assert_eq!(row["detail"]["request_body"]["amount"], 1e200);
+    assert_eq!(row["context"], json!({"ok": "kept"}));
+
+    let path = format!("/sdk/managed-secrets/{}/grants", app.secret_id);
+    let odd = json!({"principal": {"type": "system"}, "grant_policy": {"": "x", "n": 1e200}});
+    app.sdk(env, "POST", &path, odd).await.ok();
+    let listed = app.sdk(env, "POST", "/sdk/grants/list", json!({})).await;
+    assert!(
+        listed.ok()["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["grant_policy"]["n"] == 1e200)
+    );
+}
+
+#[tokio::test]
+async fn the_credential_is_scrubbed_from_every_field_of_a_report() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let rotate = format!("/v1/apps/{}/secrets/{}/rotate", app.app_id, app.secret_id);
+    let token = "tok/with+base64=chars";
+    app.org
+        .op(env, "POST", &rotate, json!({"value": {"token": token}}))
+        .await
+        .ok();
+    let encoded: String = url_encoded(token);
+    let report = json!({
+        "grant_id": app.grant_id, "method": "GET", "url": "http://127.0.0.1/", "response_status": 200,
+        "reason": format!("because {token}"),
+        "context": {"tool": format!("t {token}")},
+        "request_body": {token: "as a key", "form": format!("a={encoded}")},
+    });
+    assert_eq!(
+        app.sdk(env, "POST", "/sdk/oauth/audit/api-call", report)
+            .await
+            .status,
+        204
+    );
+    let row = app.audit(env, "action=sdk_audit_api_call").await[0].to_string();
+    assert!(!row.contains(token) && !row.contains(&encoded), "{row}");
+    assert!(row.contains("[REDACTED]"));
+}
+
+fn url_encoded(s: &str) -> String {
+    s.replace('/', "%2F")
+        .replace('+', "%2B")
+        .replace('=', "%3D")
+}

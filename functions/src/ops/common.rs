@@ -15,6 +15,13 @@ pub fn record<T: DeserializeOwned>(item: Option<Item>) -> Result<Option<T>, ApiE
 pub fn query_body<T: DeserializeOwned>(req: &ApiRequest, numeric: &[&str]) -> Result<T, ApiError> {
     let mut map = Map::new();
     for (k, v) in req.query_pairs() {
+        // The signature sorts parameters, so with a repeated name the order (and so which value
+        // wins) is not signed: refuse the ambiguity.
+        if map.contains_key(&k) {
+            return Err(ApiError::validation(format!(
+                "query parameter `{k}` is given more than once"
+            )));
+        }
         let value = if numeric.contains(&k.as_str()) {
             v.parse::<u64>().map(Value::from).map_err(|_| {
                 ApiError::validation(format!(
@@ -31,11 +38,13 @@ pub fn query_body<T: DeserializeOwned>(req: &ApiRequest, numeric: &[&str]) -> Re
 }
 
 pub fn parse_time(field: &str, s: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
-        ApiError::validation(format!(
-            "`{field}` must be an RFC 3339 time, e.g. 2027-01-01T00:00:00Z"
-        ))
-    })
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.to_offset(time::UtcOffset::UTC))
+        .map_err(|_| {
+            ApiError::validation(format!(
+                "`{field}` must be an RFC 3339 time, e.g. 2027-01-01T00:00:00Z"
+            ))
+        })
 }
 
 /// An optional future expiry.

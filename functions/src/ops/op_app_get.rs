@@ -2,7 +2,7 @@
 
 use super::common::{app_in_path, app_of, record};
 use portcullis::model::{App, rfc3339};
-use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
+use portcullis::pipeline::{ADMINS, Access, Call, Empty, Operation, Outcome, Surface};
 use portcullis::store::{Item, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde_json::json;
@@ -13,7 +13,7 @@ pub struct Op;
 impl Operation for Op {
     const NAME: &'static str = "op_app_get";
     const SURFACE: Surface = Surface::Operator;
-    const ACCESS: Access = Access::Roles(AUDIT_READERS);
+    const ACCESS: Access = Access::Roles(ADMINS);
     type Body = Empty;
 
     fn target_app(req: &ApiRequest) -> Option<Result<Uuid, ApiError>> {

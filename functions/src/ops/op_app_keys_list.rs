@@ -2,8 +2,8 @@
 
 use super::common::{app_in_path, app_of};
 use portcullis::model::KeyRecord;
-use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
-use portcullis::store::{Item, Query, from_item, keys};
+use portcullis::pipeline::{ADMINS, Access, Call, Empty, Operation, Outcome, Surface};
+use portcullis::store::{Item, Query, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde_json::json;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ pub struct Op;
 impl Operation for Op {
     const NAME: &'static str = "op_app_keys_list";
     const SURFACE: Surface = Surface::Operator;
-    const ACCESS: Access = Access::Roles(AUDIT_READERS);
+    const ACCESS: Access = Access::Roles(ADMINS);
     type Body = Empty;
 
     fn target_app(req: &ApiRequest) -> Option<Result<Uuid, ApiError>> {
@@ -26,20 +26,11 @@ impl Operation for Op {
         _: Empty,
         _: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut q = Query::index(keys::app_keys_index(app_of(call)), "gsi1");
-            q.start = start.take();
-            let page = ctx.store.query(q).await?;
-            for item in page.items {
-                items.push(views::key(&from_item::<KeyRecord>(item)?));
-            }
-            match page.last_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
+        let records: Vec<KeyRecord> = ctx
+            .store
+            .query_all(Query::index(keys::app_keys_index(app_of(call)), "gsi1"))
+            .await?;
+        let items: Vec<_> = records.iter().map(views::key).collect();
         Ok(Outcome::respond(ApiResponse::ok(
             &json!({ "items": items }),
         )))

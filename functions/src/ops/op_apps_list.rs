@@ -2,7 +2,8 @@
 
 use portcullis::model::{App, rfc3339};
 use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
-use portcullis::store::{Item, Query, from_item, keys};
+use portcullis::service::orgs;
+use portcullis::store::{Item, keys};
 use portcullis::{ApiError, ApiResponse, Ctx};
 use serde_json::json;
 
@@ -21,17 +22,7 @@ impl Operation for Op {
         _: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
         let org_id = call.caller.org_id.expect("operator calls have an org");
-        let mut q = Query::partition(keys::org_partition(org_id));
-        q.sort_prefix = Some(keys::ORG_APPS.into());
-        q.consistent = true;
-        let apps: Vec<App> = ctx
-            .store
-            .query(q)
-            .await?
-            .items
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
+        let apps: Vec<App> = orgs::collection(&ctx.store, org_id, keys::ORG_APPS).await?;
         let items: Vec<_> = apps
             .iter()
             .map(|a| json!({ "id": a.app_id, "org_id": a.org_id, "name": a.name, "created_at": rfc3339(a.created_at) }))

@@ -39,7 +39,7 @@ impl Operation for Op {
         )
         .await?;
         Ok(Outcome::respond(ApiResponse::ok(
-            &json!({ "items": items, "next_cursor": next }),
+            &json!({ "items": items.iter().map(|e| e.view()).collect::<Vec<_>>(), "next_cursor": next }),
         )))
     }
 }

@@ -1,11 +1,16 @@
 //! `DELETE /v1/org/members/{member_id}`: remove a member; their operator keys stop working.
 
 use super::common::record;
+use aws_sdk_dynamodb::types::AttributeValue;
 use portcullis::model::{Member, Role};
 use portcullis::pipeline::{Access, Call, Empty, OWNERS, Operation, Outcome, Surface};
 use portcullis::service::orgs;
-use portcullis::store::{Condition, Item, Query, Write, from_item, keys};
+use portcullis::store::{Condition, Item, Write, keys};
 use portcullis::{ApiError, ApiResponse, Ctx, views};
+
+fn last_owner() -> ApiError {
+    ApiError::conflict("last_owner", "an organisation keeps at least one owner")
+}
 
 fn member_not_found() -> ApiError {
     ApiError::not_found("member_not_found", "member")
@@ -36,36 +41,42 @@ impl Operation for Op {
         )?
         .filter(|m: &Member| m.removed_at.is_none())
         .ok_or_else(member_not_found)?;
+        let mut writes = vec![Write::Put {
+            item: {
+                let mut removed = member.clone();
+                removed.removed_at = Some(call.now);
+                orgs::member_item(&removed)
+            },
+            condition: Some(Condition::present()),
+        }];
         if member.role == Role::Owner {
-            let mut q = Query::partition(keys::org_partition(org_id));
-            q.sort_prefix = Some(keys::ORG_MEMBERS.into());
-            q.consistent = true;
-            let owners = ctx
-                .store
-                .query(q)
+            // Another owner must still be there when this commits: two owners removing each
+            // other at once must not both succeed, so the check is part of the transaction.
+            let remaining = orgs::collection::<Member>(&ctx.store, org_id, keys::ORG_MEMBERS)
                 .await?
-                .items
                 .into_iter()
-                .map(from_item::<Member>)
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .filter(|m| m.role == Role::Owner && m.removed_at.is_none())
-                .count();
-            if owners <= 1 {
-                return Err(ApiError::conflict(
-                    "last_owner",
-                    "an organisation keeps at least one owner",
-                ));
-            }
+                .filter(|m| {
+                    m.role == Role::Owner && m.removed_at.is_none() && m.member_id != member_id
+                })
+                .min_by_key(|m| {
+                    Some(m.member_id) != call.caller.member.as_ref().map(|c| c.member_id)
+                })
+                .ok_or_else(last_owner)?;
+            writes.push(Write::Check {
+                key: keys::org_member(org_id, remaining.member_id),
+                condition: Condition::new(
+                    "#role = :owner AND (attribute_not_exists(removed_at) OR attribute_type(removed_at, :null))",
+                )
+                .name("#role", "role")
+                .value(":owner", AttributeValue::S("owner".into()))
+                .value(":null", AttributeValue::S("NULL".into())),
+            });
         }
         member.removed_at = Some(call.now);
         Ok(Outcome::with_writes(
             ApiResponse::ok(&views::member(&member)),
-            vec![Write::Put {
-                item: orgs::member_item(&member),
-                condition: Some(Condition::present()),
-            }],
-            member_not_found(),
+            writes,
+            last_owner(),
         ))
     }
 }

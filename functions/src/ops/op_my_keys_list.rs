@@ -2,7 +2,8 @@
 
 use portcullis::model::{KeyOwner, KeyRecord};
 use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
-use portcullis::store::{Item, Query, from_item, keys};
+use portcullis::service::orgs;
+use portcullis::store::{Item, keys};
 use portcullis::{ApiError, ApiResponse, Ctx, views};
 use serde_json::json;
 
@@ -24,17 +25,7 @@ impl Operation for Op {
         let KeyOwner::Member { org_id, .. } = owner else {
             return Err(ApiError::internal());
         };
-        let mut q = Query::partition(keys::org_partition(org_id));
-        q.sort_prefix = Some(keys::ORG_KEYS.into());
-        q.consistent = true;
-        let records: Vec<KeyRecord> = ctx
-            .store
-            .query(q)
-            .await?
-            .items
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
+        let records: Vec<KeyRecord> = orgs::collection(&ctx.store, org_id, keys::ORG_KEYS).await?;
         let items: Vec<_> = records
             .iter()
             .filter(|k| k.owner == owner)

@@ -30,7 +30,7 @@ impl Operation for Op {
         let (items, next) =
             audit::query(&ctx.store, &keys::org_partition(org_id), &filter, call.now).await?;
         Ok(Outcome::respond(ApiResponse::ok(
-            &json!({ "items": items, "next_cursor": next }),
+            &json!({ "items": items.iter().map(|e| e.view()).collect::<Vec<_>>(), "next_cursor": next }),
         )))
     }
 }

@@ -78,7 +78,7 @@ impl Operation for Op {
             value: sealed,
             version: Uuid::new_v4(),
             created_at: call.now,
-            rotated_at: call.now,
+            rotated_at: None,
         };
         call.audit.resource_type = Some("managed_secret".into());
         call.audit.resource_id = Some(secret_id.to_string());

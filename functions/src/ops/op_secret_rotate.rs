@@ -46,7 +46,7 @@ impl Operation for Op {
         let value = secrets::value_for(&secret.template, body.value)?;
         secret.value = secrets::seal(ctx, app_of(call), secret.secret_id, &value).await?;
         secret.version = Uuid::new_v4();
-        secret.rotated_at = call.now;
+        secret.rotated_at = Some(call.now);
         Ok(Outcome::with_writes(
             ApiResponse::ok(&views::secret(&secret)),
             vec![Write::Put {

@@ -3,7 +3,7 @@
 use super::common::{app_in_path, app_of};
 use portcullis::model::ManagedSecret;
 use portcullis::pipeline::{ADMINS, Access, Call, Empty, Operation, Outcome, Surface};
-use portcullis::store::{Item, Query, from_item, keys};
+use portcullis::store::{Item, Query, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde_json::json;
 use uuid::Uuid;
@@ -26,20 +26,11 @@ impl Operation for Op {
         _: Empty,
         _: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut q = Query::index(keys::app_secrets_index(app_of(call)), "gsi1");
-            q.start = start.take();
-            let page = ctx.store.query(q).await?;
-            for item in page.items {
-                items.push(views::secret(&from_item::<ManagedSecret>(item)?));
-            }
-            match page.last_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
+        let records: Vec<ManagedSecret> = ctx
+            .store
+            .query_all(Query::index(keys::app_secrets_index(app_of(call)), "gsi1"))
+            .await?;
+        let items: Vec<_> = records.iter().map(views::secret).collect();
         Ok(Outcome::respond(ApiResponse::ok(
             &json!({ "items": items }),
         )))

@@ -3,10 +3,10 @@
 
 use super::common::record;
 use base64::Engine;
-use portcullis::model::{Grant, GrantKind, ManagedSecret, SecretValue};
+use portcullis::model::{Grant, SecretValue};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::{grants, secrets};
-use portcullis::store::{Item, ItemKey, keys};
+use portcullis::store::{Item, ItemKey};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -43,14 +43,10 @@ impl Operation for Op {
     type Body = Body;
 
     fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        let (Some(app), Ok(grant_id)) = (app, Uuid::parse_str(&body.grant_id)) else {
-            return Vec::new();
-        };
-        let mut reads = vec![keys::grant(app, grant_id)];
-        if let Some(secret_id) = ctx.cached_grant_secret(app, grant_id) {
-            reads.push(keys::secret(app, secret_id));
+        match (app, Uuid::parse_str(&body.grant_id)) {
+            (Some(app), Ok(grant_id)) => grants::prefetch_with_secret(ctx, app, grant_id),
+            _ => Vec::new(),
         }
-        reads
     }
 
     async fn run(
@@ -73,11 +69,10 @@ impl Operation for Op {
         call.audit.resource_id = Some(grant.grant_id.to_string());
         call.audit.reason = body.reason.as_ref().map(|r| r.chars().take(1024).collect());
         for (k, v) in body.context.unwrap_or_default().into_iter().take(20) {
-            if let Value::String(s) = v {
-                call.audit
-                    .context
-                    .entry(k.chars().take(64).collect::<String>())
-                    .or_insert(Value::String(s.chars().take(512).collect()));
+            if let Value::String(s) = v
+                && portcullis::audit::context_entry_ok(&k, &s)
+            {
+                call.audit.context.entry(k).or_insert(Value::String(s));
             }
         }
         call.audit.detail = Some(json!({
@@ -93,9 +88,14 @@ impl Operation for Op {
             "request_body": cap(body.request_body),
             "response_body": cap(body.response_body),
         }));
-        if let Some(detail) = call.audit.detail.take() {
-            call.audit.detail = Some(scrub(detail, &redact));
-        }
+        // Everything the caller wrote into the row, keys included.
+        call.audit.detail = call.audit.detail.take().map(|d| scrub(d, &redact));
+        call.audit.reason = call.audit.reason.take().map(|r| scrub_text(r, &redact));
+        let context = std::mem::take(&mut call.audit.context);
+        call.audit.context = match scrub(Value::Object(context), &redact) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
         Ok(Outcome::respond(ApiResponse::empty(
             http::StatusCode::NO_CONTENT,
         )))
@@ -108,16 +108,7 @@ async fn credential_strings(
     grant: &Grant,
     prefetched: Option<Item>,
 ) -> Result<Vec<String>, ApiError> {
-    let GrantKind::ManagedSecret { secret_id, .. } = &grant.kind;
-    ctx.remember_grant_secret(grant.app_id, grant.grant_id, *secret_id);
-    let secret: Option<ManagedSecret> = match prefetched {
-        Some(item) => record(Some(item))?,
-        None => record(
-            ctx.store
-                .get(&keys::secret(grant.app_id, *secret_id), true)
-                .await?,
-        )?,
-    };
+    let secret = grants::secret_of(ctx, grant, prefetched).await?;
     let Some(secret) = secret else {
         return Ok(Vec::new());
     };
@@ -130,27 +121,39 @@ async fn credential_strings(
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
         ],
     };
+    // Also as they would appear percent-encoded in a URL or form body.
+    let encoded: Vec<String> = out
+        .iter()
+        .map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect())
+        .collect();
+    out.extend(encoded);
     out.retain(|s| s.len() >= 4);
+    out.sort();
+    out.dedup();
     Ok(out)
 }
 
-/// Replaces every occurrence of a credential string in the detail's text values.
+/// Replaces every occurrence of a credential string, in values and in keys.
 fn scrub(v: Value, secrets: &[String]) -> Value {
     match v {
-        Value::String(mut s) => {
-            for secret in secrets {
-                if s.contains(secret.as_str()) {
-                    s = s.replace(secret.as_str(), "[REDACTED]");
-                }
-            }
-            Value::String(s)
-        }
+        Value::String(s) => Value::String(scrub_text(s, secrets)),
         Value::Array(a) => Value::Array(a.into_iter().map(|v| scrub(v, secrets)).collect()),
-        Value::Object(m) => {
-            Value::Object(m.into_iter().map(|(k, v)| (k, scrub(v, secrets))).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (scrub_text(k, secrets), scrub(v, secrets)))
+                .collect(),
+        ),
         other => other,
     }
+}
+
+fn scrub_text(mut s: String, secrets: &[String]) -> String {
+    for secret in secrets {
+        if s.contains(secret.as_str()) {
+            s = s.replace(secret.as_str(), "[REDACTED]");
+        }
+    }
+    s
 }
 
 fn strip_query(url: &str) -> String {

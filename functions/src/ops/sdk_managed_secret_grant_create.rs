@@ -22,7 +22,6 @@ pub struct Body {
 struct PrincipalInput {
     #[serde(rename = "type")]
     kind: String,
-    user_token: Option<String>,
     label: Option<String>,
 }
 
@@ -65,8 +64,8 @@ impl Operation for Op {
         }
         let principal = match body.principal.kind.as_str() {
             "system" => Principal::System,
+            // Both are resolved from the end user's token, which needs the app's identity provider.
             "user" | "group" => {
-                let _ = body.principal.user_token;
                 return Err(ApiError::unauthorized(
                     "jwt_validation_error",
                     "this app has no identity provider configured, so user and group principals cannot be verified",

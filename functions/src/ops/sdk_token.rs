@@ -6,8 +6,8 @@
 
 use super::common::record;
 use portcullis::model::secret::host_allowed;
-use portcullis::model::{Grant, GrantKind, ManagedSecret, Principal};
-use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
+use portcullis::model::{Grant, GrantKind, Principal};
+use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface, needs_touch};
 use portcullis::service::{grants, secrets, token};
 use portcullis::store::{Item, ItemKey, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
@@ -48,14 +48,10 @@ impl Operation for Op {
     type Body = Body;
 
     fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        let (Some(app), Some(grant_id)) = (app, grant_id(body)) else {
-            return Vec::new();
-        };
-        let mut reads = vec![keys::grant(app, grant_id)];
-        if let Some(secret_id) = ctx.cached_grant_secret(app, grant_id) {
-            reads.push(keys::secret(app, secret_id));
+        match (app, grant_id(body)) {
+            (Some(app), Some(grant_id)) => grants::prefetch_with_secret(ctx, app, grant_id),
+            _ => Vec::new(),
         }
-        reads
     }
 
     async fn run(
@@ -73,15 +69,7 @@ impl Operation for Op {
             .request
             .as_ref()
             .ok_or_else(|| ApiError::validation("`request` ({method, url}) is required"))?;
-        let url = url::Url::parse(&target.url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| ApiError::validation("`request.url` must be an absolute http(s) URL"))?;
-        let host = url
-            .host_str()
-            .unwrap_or_default()
-            .trim_matches(|c| c == '[' || c == ']')
-            .to_string();
+        let host = portcullis::destination::host_of(&target.url)?;
         call.audit.detail = Some(json!({
             "method": target.method.chars().take(16).collect::<String>(),
             "host": host,
@@ -102,7 +90,7 @@ impl Operation for Op {
                         "grant for that user or account",
                     ));
                 }
-                resolve_by_provider(ctx, app, provider, body.label.as_deref()).await?
+                resolve_by_provider(ctx, app, provider, body.label.as_deref(), call.now).await?
             }
             _ => {
                 return Err(ApiError::validation(
@@ -130,12 +118,8 @@ impl Operation for Op {
             }
             _ => {}
         }
-        let GrantKind::ManagedSecret { secret_id, .. } = &grant.kind;
-        ctx.remember_grant_secret(app, grant.grant_id, *secret_id);
-        let secret: Option<ManagedSecret> = match items.get_mut(1).and_then(Option::take) {
-            Some(item) => record(Some(item))?,
-            None => record(ctx.store.get(&keys::secret(app, *secret_id), true).await?)?,
-        };
+        let secret =
+            grants::secret_of(ctx, &grant, items.get_mut(1).and_then(Option::take)).await?;
         let secret = secret.ok_or_else(|| {
             ApiError::forbidden(
                 "credential_revoked",
@@ -159,9 +143,12 @@ impl Operation for Op {
         if answer.is_null() {
             return Err(ApiError::internal());
         }
-        Ok(Outcome::respond(
-            ApiResponse::ok(&answer).header("cache-control", "no-store"),
-        ))
+        let mut outcome =
+            Outcome::respond(ApiResponse::ok(&answer).header("cache-control", "no-store"));
+        if needs_touch(grant.last_used_at, call.now) {
+            outcome.touch = Some(keys::grant(app, grant.grant_id));
+        }
+        Ok(outcome)
     }
 }
 
@@ -184,13 +171,12 @@ async fn resolve_by_provider(
     app: Uuid,
     provider: &str,
     label: Option<&str>,
+    now: time::OffsetDateTime,
 ) -> Result<Grant, ApiError> {
     let (all, _) = grants::list(&ctx.store, app, Some(&Principal::System), 10_000).await?;
     let candidates: Vec<Grant> = all
         .into_iter()
-        .filter(|g| {
-            provider_of(g) == provider && g.status_at(time::OffsetDateTime::now_utc()) == "active"
-        })
+        .filter(|g| provider_of(g) == provider && g.status_at(now) == "active")
         .filter(|g| label.is_none_or(|l| g.label.as_deref() == Some(l)))
         .collect();
     match candidates.as_slice() {

@@ -32,7 +32,7 @@ pub struct Grant {
     #[serde(default)]
     pub label: Option<String>,
     pub status: GrantStatus,
-    #[serde(default)]
+    #[serde(default, with = "super::json_text")]
     pub grant_policy: Option<Value>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -26,3 +26,22 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 pub fn micros(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000) as i64
 }
+
+/// Caller-supplied JSON (policies, reported bodies) is stored as text: DynamoDB refuses some
+/// JSON (empty map keys, numbers beyond 1e125, deep nesting) and must never see it as a map.
+pub mod json_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&v.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
+    }
+}

@@ -53,8 +53,9 @@ pub struct ManagedSecret {
     pub version: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub rotated_at: OffsetDateTime,
+    /// Unset until the first rotation.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub rotated_at: Option<OffsetDateTime>,
 }
 
 impl ManagedSecret {

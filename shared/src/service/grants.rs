@@ -125,3 +125,36 @@ pub async fn of_secret(
         )
         .collect())
 }
+
+/// The grant and, when this instance already knows which secret it uses, the secret too:
+/// read together with the key record in one round trip.
+pub fn prefetch_with_secret(
+    ctx: &crate::Ctx,
+    app_id: Uuid,
+    grant_id: Uuid,
+) -> Vec<crate::store::ItemKey> {
+    let mut reads = vec![keys::grant(app_id, grant_id)];
+    if let Some(secret_id) = ctx.cached_grant_secret(app_id, grant_id) {
+        reads.push(keys::secret(app_id, secret_id));
+    }
+    reads
+}
+
+/// The managed secret behind a grant: the prefetched item, or a read when it was not cached.
+pub async fn secret_of(
+    ctx: &crate::Ctx,
+    grant: &Grant,
+    prefetched: Option<Item>,
+) -> Result<Option<ManagedSecret>, ApiError> {
+    let GrantKind::ManagedSecret { secret_id, .. } = &grant.kind;
+    ctx.remember_grant_secret(grant.app_id, grant.grant_id, *secret_id);
+    let item = match prefetched {
+        Some(item) => Some(item),
+        None => {
+            ctx.store
+                .get(&keys::secret(grant.app_id, *secret_id), true)
+                .await?
+        }
+    };
+    item.map(from_item).transpose()
+}

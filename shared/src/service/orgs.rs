@@ -2,8 +2,10 @@
 
 use super::keys::{self as key_service, NewKey};
 use crate::apikey::KeyType;
+use crate::error::ApiError;
 use crate::model::{App, KeyOwner, Member, Org, Role};
-use crate::store::{Condition, Item, Write, keys, to_item};
+use crate::store::{Condition, Item, Query, Store, Write, keys, to_item};
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -65,4 +67,16 @@ pub fn operator_key(member: &Member, name: String, now: OffsetDateTime) -> NewKe
         None,
         now,
     )
+}
+
+/// One collection of the organisation partition (`keys::ORG_MEMBERS`, `ORG_KEYS`, `ORG_APPS`).
+pub async fn collection<T: DeserializeOwned>(
+    store: &Store,
+    org_id: Uuid,
+    prefix: &str,
+) -> Result<Vec<T>, ApiError> {
+    let mut q = Query::partition(keys::org_partition(org_id));
+    q.sort_prefix = Some(prefix.to_string());
+    q.consistent = true;
+    store.query_all(q).await
 }

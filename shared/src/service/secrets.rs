@@ -29,7 +29,7 @@ impl std::fmt::Debug for ValueInput {
 pub fn value_for(template: &Template, v: ValueInput) -> Result<SecretValue, ApiError> {
     let wrong = |want: &str| {
         ApiError::validation(format!(
-            "a `{}` secret's `value` is {want}",
+            "the `value` of a `{}` secret is {want}",
             template.name()
         ))
     };

@@ -2,9 +2,19 @@
 
 use crate::error::ApiError;
 
+/// Invisible formatting characters (bidirectional overrides, zero-width marks) that make a
+/// name display as something other than what it is.
+fn is_format_char(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+}
+
 pub fn name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+    if v.is_empty()
+        || v.chars().count() > max
+        || v.chars().any(|c| c.is_control() || is_format_char(c))
+    {
         return Err(ApiError::validation(format!(
             "`{field}` must be 1 to {max} printable characters"
         )));

@@ -102,6 +102,11 @@ impl Condition {
             ..Default::default()
         }
     }
+    pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+        self.names
+            .push((placeholder.to_string(), attribute.to_string()));
+        self
+    }
     pub fn value(mut self, name: &str, v: AttributeValue) -> Self {
         self.values.push((name.to_string(), v));
         self
@@ -148,6 +153,7 @@ pub struct Page {
     pub last_key: Option<Item>,
 }
 
+#[derive(Clone)]
 pub struct Query<'a> {
     pub index: Option<&'a str>,
     pub partition: String,
@@ -188,9 +194,23 @@ fn key_item(key: &ItemKey) -> Item {
     ])
 }
 
-fn unavailable<E: std::fmt::Debug, R>(api: &str, e: SdkError<E, R>) -> ApiError {
-    // Never log the request: it may carry sealed secrets. The error kind is enough.
-    tracing::warn!(api, error = ?e.raw_response().map(|_| "service error").unwrap_or("transport error"), "dynamodb call failed");
+/// Maps a DynamoDB failure: throttling and service faults are retryable (503 with
+/// `Retry-After`); a request DynamoDB refuses as invalid is our bug, not a reason to retry.
+fn unavailable<E, R>(api: &str, e: SdkError<E, R>) -> ApiError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+{
+    // Never log the request: it may carry sealed secrets. The error code is enough.
+    let code = e
+        .as_service_error()
+        .and_then(|se| se.code())
+        .unwrap_or("transport")
+        .to_string();
+    if code == "ValidationException" {
+        tracing::error!(api, code, "dynamodb refused a request as invalid");
+        return ApiError::internal();
+    }
+    tracing::warn!(api, code, "dynamodb call failed");
     ApiError::unavailable("storage is temporarily unavailable; retry")
 }
 
@@ -521,6 +541,34 @@ impl Store {
             items: out.items.unwrap_or_default(),
             last_key: out.last_evaluated_key,
         })
+    }
+}
+
+impl Store {
+    /// Every item a query matches, following pages, as records.
+    pub async fn query_all<T: serde::de::DeserializeOwned>(
+        &self,
+        q: Query<'_>,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut out = Vec::new();
+        let mut next = Some(q);
+        while let Some(q) = next.take() {
+            let again = Query {
+                start: None,
+                ..q.clone()
+            };
+            let page = self.query(q).await?;
+            for item in page.items {
+                out.push(from_item(item)?);
+            }
+            if let Some(k) = page.last_key {
+                next = Some(Query {
+                    start: Some(k),
+                    ..again
+                });
+            }
+        }
+        Ok(out)
     }
 }
 
