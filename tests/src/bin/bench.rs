@@ -40,6 +40,7 @@ async fn measure(
     n: usize,
     make: impl Fn() -> portcullis::ApiRequest,
 ) -> Row {
+    eprintln!("measuring {name} ({n} requests)…");
     // Warm the instance caches first, as a warm Lambda would be.
     let warm = dispatch(&env.ctx, make()).await;
     assert!(
@@ -78,8 +79,17 @@ async fn measure(
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let n = if quick { 20 } else { 500 };
+    // moto copies its state on every transaction, so long runs slow down as the table grows:
+    // 200 requests per operation keep the figures stable (`--requests N` to change it).
+    let args: Vec<String> = std::env::args().collect();
+    let n = match args.iter().position(|a| a == "--requests") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .expect("--requests N"),
+        None if args.iter().any(|a| a == "--quick") => 20,
+        None => 200,
+    };
     // One thread: every poll of the request runs here, so the thread's CPU is the request's.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
