@@ -73,7 +73,7 @@ start_moto() {
     return 0
   fi
   log "starting moto (DynamoDB and KMS) on 127.0.0.1:$MOTO_PORT"
-  nohup "$TOOLS/moto/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" > "$STATE/moto.log" 2>&1 &
+  nohup "$TOOLS/moto/bin/python" "$ROOT/scripts/moto_serial.py" 127.0.0.1 "$MOTO_PORT" > "$STATE/moto.log" 2>&1 &
   echo $! > "$STATE/moto.pid"
   wait_for_port "$MOTO_PORT" moto
 }

@@ -34,6 +34,18 @@ routes! {
     POST "/sdk/grants/list" => sdk_grants_list,
     POST "/sdk/managed-secrets/{managed_secret_id}/grants" => sdk_managed_secret_grant_create,
     GET "/sdk/scopes" => sdk_scopes,
+    POST "/sdk/agents" => sdk_agent_create,
+    GET "/sdk/agents" => sdk_agents_list,
+    // Before `/sdk/agents/{agent_id}`: the first route that matches wins.
+    GET "/sdk/agents/me" => sdk_agent_me,
+    GET "/sdk/agents/{agent_id}" => sdk_agent_get,
+    PATCH "/sdk/agents/{agent_id}" => sdk_agent_update,
+    DELETE "/sdk/agents/{agent_id}" => sdk_agent_delete,
+    POST "/sdk/agents/{agent_id}/keys" => sdk_agent_key_mint,
+    GET "/sdk/agents/{agent_id}/keys" => sdk_agent_keys_list,
+    PATCH "/sdk/agents/{agent_id}/keys/{key_id}/deprecate" => sdk_agent_key_deprecate,
+    PATCH "/sdk/agents/{agent_id}/keys/{key_id}/undeprecate" => sdk_agent_key_undeprecate,
+    DELETE "/sdk/agents/{agent_id}/keys/{key_id}" => sdk_agent_key_revoke,
     // Operator API: organisation.
     POST "/v1/bootstrap" => op_bootstrap,
     GET "/v1/org" => op_org_get,

@@ -83,7 +83,11 @@ pub async fn aws_config() -> aws_config::SdkConfig {
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
+    // Jittered exponential backoff over a few attempts: throttling and 5xx answers are retried
+    // before a request gives up with 503 (Lambda's own timeout bounds the total).
+    let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
     aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
         .region(aws_config::Region::new(
             std::env::var("AWS_REGION")
                 .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))

@@ -11,7 +11,9 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::model::key::KeyState;
-use crate::model::{App, DirectoryEntry, KeyOwner, KeyRecord, Member, Role, rfc3339};
+use crate::model::{
+    Agent, AgentStatus, App, DirectoryEntry, KeyOwner, KeyRecord, Member, Role, rfc3339,
+};
 use crate::scopes;
 use crate::signing::{self, SignedParts};
 use crate::store::{Condition, Item, ItemKey, TxError, Write, from_item, keys};
@@ -69,9 +71,19 @@ pub struct Caller {
     /// Scopes in force: the key's, narrowed by `X-Alter-Scope-Constraints`.
     pub scopes: Vec<String>,
     pub identity: Identity,
+    /// The managed agent acting: the owner of an agent key, or the agent an app key names
+    /// in `X-Alter-Caller` (impersonation: attribution, not isolation).
+    pub agent: Option<Agent>,
 }
 
 impl Caller {
+    /// The agent whose own key is calling: only its grants are reachable.
+    pub fn agent_key_owner(&self) -> Option<&Agent> {
+        self.agent
+            .as_ref()
+            .filter(|a| self.key.agent_id == Some(a.agent_id))
+    }
+
     /// The app of an SDK call (always set on that surface).
     pub fn app(&self) -> Uuid {
         self.app_id.expect("SDK calls are bound to an app")
@@ -235,6 +247,8 @@ struct Audited<'a> {
     event: AuditEvent,
     deprecated: bool,
     nonce: Option<ItemKey>,
+    /// Answered as `X-Alter-Actor-ID` (the SDK then signs it on later requests).
+    actor: Option<Uuid>,
 }
 
 async fn authenticate_and_run<O: Operation>(
@@ -276,6 +290,7 @@ async fn authenticate_and_run<O: Operation>(
         },
         deprecated: false,
         nonce: None,
+        actor: None,
     };
 
     match (O::SURFACE, entry.owner) {
@@ -317,10 +332,27 @@ async fn authenticate_and_run<O: Operation>(
         KeyOwner::App { app_id } => keys::app_key(app_id, entry.key_id),
         KeyOwner::Member { org_id, .. } => keys::org_key(org_id, entry.key_id),
     }];
-    if let KeyOwner::Member { org_id, member_id } = entry.owner {
-        reads.push(keys::org_member(org_id, member_id));
-        if let Some(app) = target {
-            reads.push(keys::app(app));
+    // The acting agent: an agent key's own, or one an app key names as its caller.
+    let impersonated = match entry.agent_id {
+        None => impersonated_agent(req),
+        Some(_) => None,
+    };
+    let acting_agent = entry.agent_id.or(impersonated);
+    let (mut member_slot, mut app_slot, mut agent_slot) = (None, None, None);
+    match entry.owner {
+        KeyOwner::Member { org_id, member_id } => {
+            member_slot = Some(reads.len());
+            reads.push(keys::org_member(org_id, member_id));
+            if let Some(app) = target {
+                app_slot = Some(reads.len());
+                reads.push(keys::app(app));
+            }
+        }
+        KeyOwner::App { app_id } => {
+            if let Some(agent_id) = acting_agent {
+                agent_slot = Some(reads.len());
+                reads.push(keys::agent(app_id, agent_id));
+            }
         }
     }
     let fixed = reads.len();
@@ -388,8 +420,8 @@ async fn authenticate_and_run<O: Operation>(
 
     let member = match entry.owner {
         KeyOwner::Member { .. } => {
-            let m: Option<Member> = items[1]
-                .take()
+            let m: Option<Member> = member_slot
+                .and_then(|i| items[i].take())
                 .map(from_item)
                 .transpose()
                 .map_err(|e| ApiResponse::error(&e))?;
@@ -400,11 +432,60 @@ async fn authenticate_and_run<O: Operation>(
         }
         KeyOwner::App { .. } => None,
     };
-    a.event.principal_type = Some(if member.is_some() { "member" } else { "app" }.into());
-    a.event.principal_id = Some(match &member {
-        Some(m) => m.member_id.to_string(),
-        None => app_id.map(|a| a.to_string()).unwrap_or_default(),
-    });
+    // The acting agent must exist in this app and be active.
+    let agent: Option<Agent> = match acting_agent {
+        None => None,
+        Some(_) => {
+            let found: Option<Agent> = agent_slot
+                .and_then(|i| items[i].take())
+                .map(from_item)
+                .transpose()
+                .map_err(|e| ApiResponse::error(&e))?;
+            match found {
+                None if impersonated.is_some() => {
+                    return Err(a
+                        .fail(
+                            ctx,
+                            ApiError::not_found(
+                                "caller_agent_unresolved",
+                                "agent named by X-Alter-Caller",
+                            )
+                            .hint("X-Alter-Caller must be the ID of an agent of this app"),
+                        )
+                        .await);
+                }
+                None => return Err(a.fail(ctx, ApiError::invalid_key()).await),
+                Some(agent) => match agent.status {
+                    AgentStatus::Active => Some(agent),
+                    AgentStatus::Inactive => {
+                        return Err(a.fail(ctx, ApiError::unauthorized("agent_inactive", "this agent is suspended")
+                            .hint("resume it with PATCH /sdk/agents/{id} {\"status\":\"active\"}")).await);
+                    }
+                    AgentStatus::Revoked => {
+                        return Err(a
+                            .fail(
+                                ctx,
+                                ApiError::unauthorized(
+                                    "agent_revoked",
+                                    "this agent has been deleted",
+                                ),
+                            )
+                            .await);
+                    }
+                },
+            }
+        }
+    };
+    (a.event.principal_type, a.event.principal_id) = match (&member, &agent) {
+        (Some(m), _) => (Some("member".into()), Some(m.member_id.to_string())),
+        (None, Some(agent)) => (Some("agent".into()), Some(agent.agent_id.to_string())),
+        (None, None) => (Some("app".into()), app_id.map(|a| a.to_string())),
+    };
+    a.actor = actor_id(
+        app_id,
+        &identity,
+        agent.as_ref().filter(|_| impersonated.is_some()),
+    );
 
     // Scopes in force, narrowed by constraints.
     let scopes = match narrow_scopes(req, &record.scopes) {
@@ -443,8 +524,8 @@ async fn authenticate_and_run<O: Operation>(
             Ok(id) => id,
             Err(e) => return Err(a.fail(ctx, e).await),
         };
-        let app: Option<App> = items[2]
-            .take()
+        let app: Option<App> = app_slot
+            .and_then(|i| items[i].take())
             .map(from_item)
             .transpose()
             .map_err(|e| ApiResponse::error(&e))?;
@@ -472,6 +553,7 @@ async fn authenticate_and_run<O: Operation>(
             member,
             scopes,
             identity,
+            agent,
         },
         audit: std::mem::take(&mut a.event),
     };
@@ -534,6 +616,9 @@ impl Audited<'_> {
         );
         if self.deprecated {
             r = r.header("x-alter-key-deprecated", "true");
+        }
+        if let Some(actor) = self.actor {
+            r = r.header("x-alter-actor-id", &actor.to_string());
         }
         r
     }
@@ -691,6 +776,29 @@ fn verify_signature(
         .hint("sign with HMAC-SHA256 of the canonical request, keyed by HMAC-SHA256(api_key, \"alter-signing-v1\")"));
     }
     identity(&parts)
+}
+
+/// An app key naming a managed agent as its caller: `X-Alter-Caller-Type: agent` and a
+/// canonical UUID in `X-Alter-Caller` (any other caller is a free-form audit label).
+fn impersonated_agent(req: &ApiRequest) -> Option<Uuid> {
+    if header(req, "x-alter-caller-type") != "agent" {
+        return None;
+    }
+    let caller = header(req, "x-alter-caller");
+    Uuid::parse_str(caller)
+        .ok()
+        .filter(|u| u.hyphenated().to_string() == caller)
+}
+
+/// The actor a caller is known as: the agent itself, or a stable ID derived from the app and
+/// the caller label (the same label always gets the same ID; nothing is stored).
+fn actor_id(app_id: Option<Uuid>, identity: &Identity, agent: Option<&Agent>) -> Option<Uuid> {
+    if let Some(agent) = agent {
+        return Some(agent.agent_id);
+    }
+    let (app, caller) = (app_id?, identity.caller.as_deref()?);
+    let kind = identity.caller_type.as_deref().unwrap_or("");
+    Some(Uuid::new_v5(&app, format!("{kind}:{caller}").as_bytes()))
 }
 
 fn identity(parts: &SignedParts<'_>) -> Result<Identity, ApiError> {

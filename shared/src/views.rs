@@ -103,3 +103,39 @@ pub fn member(m: &Member) -> Value {
         "removed_at": t(m.removed_at),
     })
 }
+
+/// `AgentInfo` (spec §7.9); objects the SDK refuses as null are answered as `{}`.
+pub fn agent(a: &crate::model::Agent, now: OffsetDateTime) -> Value {
+    let pending_live = a.scopes_applies_at.is_some_and(|t| t > now);
+    json!({
+        "id": a.agent_id,
+        "name": a.name,
+        "display_name": a.display_name,
+        "type": a.agent_type,
+        "status": a.status,
+        "scopes": a.scopes_at(now),
+        "scopes_pending": if pending_live { a.scopes_pending.clone().unwrap_or(Value::Null) } else { Value::Null },
+        "scopes_applies_at": if pending_live { t(a.scopes_applies_at) } else { Value::Null },
+        "policy": a.policy.clone().unwrap_or_else(|| json!({})),
+        "metadata": a.metadata.clone().unwrap_or_else(|| json!({})),
+        "rate_limit_per_minute": Value::Null,
+        "version": a.version,
+        "created_at": rfc3339(a.created_at),
+        "last_used_at": t(a.last_used_at),
+        "parent_agent_id": Value::Null,
+        "stored_legacy_managed_secret_names": [],
+    })
+}
+
+/// `AgentKey` (spec §7.9).
+pub fn agent_key(k: &KeyRecord) -> Value {
+    json!({
+        "key_id": k.key_id,
+        "key_prefix": k.key_prefix,
+        "name": k.name,
+        "created_at": rfc3339(k.created_at),
+        "deprecated_at": t(k.deprecated_at),
+        "revoked_at": t(k.revoked_at),
+        "last_used_at": t(k.last_used_at),
+    })
+}

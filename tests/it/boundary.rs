@@ -10,6 +10,8 @@ use uuid::Uuid;
 /// Routes that name no resource of an app, with the reason.
 const NO_APP_RESOURCE: &[(&str, &str)] = &[
     ("sdk_scopes", "the catalogue is the same for every app"),
+    ("sdk_agent_create", "creates in the caller's own app"),
+    ("sdk_agent_me", "answers the calling agent itself"),
     (
         "op_bootstrap",
         "authorised by the root secret, creates a new organisation",
@@ -31,6 +33,15 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
 
 /// Routes walked below.
 const WALKED: &[&str] = &[
+    "sdk_agents_list",
+    "sdk_agent_get",
+    "sdk_agent_update",
+    "sdk_agent_delete",
+    "sdk_agent_key_mint",
+    "sdk_agent_keys_list",
+    "sdk_agent_key_deprecate",
+    "sdk_agent_key_undeprecate",
+    "sdk_agent_key_revoke",
     "sdk_token",
     "sdk_audit_api_call",
     "sdk_grants_list",
@@ -343,4 +354,93 @@ async fn members_and_operator_keys_of_another_organisation_are_missing() {
             .await,
     );
     a.op(env, "GET", "/v1/org", Value::Null).await.ok();
+}
+
+#[tokio::test]
+async fn agents_of_another_app_are_missing() {
+    let env = env().await;
+    let a = app_fixture().await;
+    let b = app_fixture().await;
+    let created = a
+        .sdk(
+            env,
+            "POST",
+            "/sdk/agents",
+            json!({"name": "a-agent", "scopes": {}}),
+        )
+        .await;
+    let (agent, key) = (
+        created.body["id"].as_str().unwrap().to_string(),
+        created.body["key_id"].as_str().unwrap().to_string(),
+    );
+    let (ra, rk) = (Uuid::new_v4(), Uuid::new_v4());
+    let cases = [
+        (
+            "GET",
+            format!("/sdk/agents/{agent}"),
+            format!("/sdk/agents/{ra}"),
+            Value::Null,
+        ),
+        (
+            "PATCH",
+            format!("/sdk/agents/{agent}"),
+            format!("/sdk/agents/{ra}"),
+            json!({"status": "inactive"}),
+        ),
+        (
+            "DELETE",
+            format!("/sdk/agents/{agent}"),
+            format!("/sdk/agents/{ra}"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/sdk/agents/{agent}/keys"),
+            format!("/sdk/agents/{ra}/keys"),
+            json!({}),
+        ),
+        (
+            "GET",
+            format!("/sdk/agents/{agent}/keys"),
+            format!("/sdk/agents/{ra}/keys"),
+            Value::Null,
+        ),
+        (
+            "PATCH",
+            format!("/sdk/agents/{agent}/keys/{key}/deprecate"),
+            format!("/sdk/agents/{ra}/keys/{rk}/deprecate"),
+            json!({}),
+        ),
+        (
+            "PATCH",
+            format!("/sdk/agents/{agent}/keys/{key}/undeprecate"),
+            format!("/sdk/agents/{ra}/keys/{rk}/undeprecate"),
+            json!({}),
+        ),
+        (
+            "DELETE",
+            format!("/sdk/agents/{agent}/keys/{key}"),
+            format!("/sdk/agents/{ra}/keys/{rk}"),
+            Value::Null,
+        ),
+    ];
+    for (method, foreign, missing, body) in cases {
+        same(
+            &b.sdk(env, method, &foreign, body.clone()).await,
+            &b.sdk(env, method, &missing, body).await,
+        );
+    }
+    let listed = b
+        .sdk(env, "GET", "/sdk/agents?include_revoked=true", Value::Null)
+        .await
+        .ok()
+        .clone();
+    assert_eq!(listed["total"], 0, "B sees none of A's agents");
+    // A's agent is untouched.
+    assert_eq!(
+        a.sdk(env, "GET", &format!("/sdk/agents/{agent}"), Value::Null)
+            .await
+            .ok()["status"],
+        "active"
+    );
 }

@@ -24,6 +24,11 @@ static ENV: OnceCell<Env> = OnceCell::const_new();
 /// The stack of this test binary: one table, created on first use.
 pub async fn env() -> &'static Env {
     ENV.get_or_init(|| async {
+        // Warnings (e.g. a refused DynamoDB call) show in the output of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         assert!(
             std::env::var("AWS_ENDPOINT_URL").is_ok(),
             "set AWS_ENDPOINT_URL to a DynamoDB+KMS endpoint (make test starts moto)"
@@ -296,4 +301,50 @@ pub fn clone_request(req: &ApiRequest) -> ApiRequest {
     );
     copy.source_ip = req.source_ip;
     copy
+}
+
+/// Runs futures concurrently on this task and collects their outputs in order.
+pub async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    futures_util::future::join_all(fs).await
+}
+
+/// Signs with identity headers (v2), as the SDK does for a client with `caller=`.
+pub fn signed_as(
+    key: &str,
+    method: &str,
+    target: &str,
+    body: &Value,
+    caller: &str,
+    caller_type: &str,
+) -> ApiRequest {
+    let bytes = body_bytes(body);
+    let mut req = signed_at(key, method, target, &bytes, now());
+    let h = |n: &str| req.header(n).unwrap().to_string();
+    let (ts, nonce, sha) = (
+        h("x-alter-timestamp"),
+        h("x-alter-nonce"),
+        h("x-alter-content-sha256"),
+    );
+    let parts = portcullis::signing::SignedParts {
+        method,
+        target,
+        timestamp: &ts,
+        nonce: &nonce,
+        content_sha256: &sha,
+        scope_constraints: "",
+        request_rule: "",
+        caller,
+        caller_type,
+        actor_id: "",
+        actor_context: "",
+    };
+    let sig = portcullis::signing::sign(
+        &portcullis::apikey::signing_key(key),
+        &parts.string_to_sign(),
+    );
+    set(&mut req, "x-alter-signature", &sig);
+    set(&mut req, "x-alter-signature-v2", &sig);
+    set(&mut req, "x-alter-caller", caller);
+    set(&mut req, "x-alter-caller-type", caller_type);
+    req
 }

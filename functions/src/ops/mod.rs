@@ -15,6 +15,17 @@ pub(crate) use handler;
 
 pub mod common;
 
+pub mod sdk_agent_create;
+pub mod sdk_agent_delete;
+pub mod sdk_agent_get;
+pub mod sdk_agent_key_deprecate;
+pub mod sdk_agent_key_mint;
+pub mod sdk_agent_key_revoke;
+pub mod sdk_agent_key_undeprecate;
+pub mod sdk_agent_keys_list;
+pub mod sdk_agent_me;
+pub mod sdk_agent_update;
+pub mod sdk_agents_list;
 pub mod sdk_audit_api_call;
 pub mod sdk_grants_list;
 pub mod sdk_managed_secret_grant_create;

@@ -60,6 +60,14 @@ impl Operation for Op {
         // Only grants of this app can be reported on: another app's reads as missing.
         let grant: Grant = record(items.first_mut().and_then(Option::take))?
             .ok_or_else(grants::grant_not_found)?;
+        if let Some(agent) = call.caller.agent_key_owner()
+            && grant.principal
+                != (portcullis::model::Principal::Agent {
+                    agent_id: agent.agent_id,
+                })
+        {
+            return Err(grants::grant_not_found());
+        }
         // Providers may echo the credential back (introspection, debug endpoints): whatever the
         // SDK reports is scrubbed of the grant's own secret before it is stored.
         let redact =

@@ -1,6 +1,7 @@
 //! `POST /sdk/grants/list`: the grants this caller can use (spec §6 row 7, §7.8).
 
 use super::common::page;
+use portcullis::model::Principal;
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::grants;
 use portcullis::store::Item;
@@ -59,7 +60,12 @@ impl Operation for Op {
                 "`status` must be active, expired or revoked",
             ));
         }
-        let (all, truncated) = grants::list(&ctx.store, call.caller.app(), None, MAX_SCAN).await?;
+        // An agent's own key lists the grants bound to it; an app key, all of the app's.
+        let principal = call.caller.agent_key_owner().map(|a| Principal::Agent {
+            agent_id: a.agent_id,
+        });
+        let (all, truncated) =
+            grants::list(&ctx.store, call.caller.app(), principal.as_ref(), MAX_SCAN).await?;
         let now = call.now;
         let matching: Vec<_> = all
             .iter()

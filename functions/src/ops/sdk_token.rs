@@ -90,7 +90,23 @@ impl Operation for Op {
                         "grant for that user or account",
                     ));
                 }
-                resolve_by_provider(ctx, app, provider, body.label.as_deref(), call.now).await?
+                {
+                    let principal = match call.caller.agent_key_owner() {
+                        Some(agent) => Principal::Agent {
+                            agent_id: agent.agent_id,
+                        },
+                        None => Principal::System,
+                    };
+                    resolve_by_provider(
+                        ctx,
+                        app,
+                        &principal,
+                        provider,
+                        body.label.as_deref(),
+                        call.now,
+                    )
+                    .await?
+                }
             }
             _ => {
                 return Err(ApiError::validation(
@@ -101,6 +117,23 @@ impl Operation for Op {
         call.audit.grant_id = Some(grant.grant_id.to_string());
         call.audit.resource_type = Some("grant".into());
         call.audit.resource_id = Some(grant.grant_id.to_string());
+        // An agent's own key reaches only grants bound to that agent, within its access set.
+        if let Some(agent) = call.caller.agent_key_owner() {
+            if grant.principal
+                != (Principal::Agent {
+                    agent_id: agent.agent_id,
+                })
+            {
+                return Err(grants::grant_not_found());
+            }
+            if !agent.allows_secret(&provider_of(&grant), call.now) {
+                return Err(ApiError::forbidden(
+                    "agent_scope_not_allowed",
+                    "this agent's access set does not include that managed secret",
+                )
+                .hint("add its slug to the agent's scopes.managed_secret_slugs"));
+            }
+        }
 
         match grant.status_at(call.now) {
             "revoked" => {
@@ -165,15 +198,17 @@ fn no_identity_provider() -> ApiError {
     .hint("configure the app's identity provider, or call without user_token")
 }
 
-/// Provider mode for an app caller: exactly one active system grant of that secret slug.
+/// Provider mode: exactly one active grant of that secret slug held by the principal (the app
+/// itself, or the calling agent).
 async fn resolve_by_provider(
     ctx: &Ctx,
     app: Uuid,
+    principal: &Principal,
     provider: &str,
     label: Option<&str>,
     now: time::OffsetDateTime,
 ) -> Result<Grant, ApiError> {
-    let (all, _) = grants::list(&ctx.store, app, Some(&Principal::System), 10_000).await?;
+    let (all, _) = grants::list(&ctx.store, app, Some(principal), 10_000).await?;
     let candidates: Vec<Grant> = all
         .into_iter()
         .filter(|g| provider_of(g) == provider && g.status_at(now) == "active")

@@ -18,6 +18,9 @@ pub struct DirectoryEntry {
     pub key_hash: String,
     pub key_id: Uuid,
     pub owner: KeyOwner,
+    /// The managed agent an agent key belongs to (read with the key in one round trip).
+    #[serde(default)]
+    pub agent_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

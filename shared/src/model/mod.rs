@@ -1,6 +1,7 @@
 //! Stored records. Each record type knows its table key; API views are built elsewhere, so a
 //! stored field (a hash, a sealed value) never reaches a response by accident.
 
+pub mod agent;
 pub mod app;
 pub mod grant;
 pub mod key;
@@ -8,6 +9,7 @@ pub mod org;
 pub mod principal;
 pub mod secret;
 
+pub use agent::{Agent, AgentStatus, AgentType};
 pub use app::App;
 pub use grant::{Grant, GrantKind, GrantStatus};
 pub use key::{DirectoryEntry, KeyOwner, KeyRecord};

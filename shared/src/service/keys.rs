@@ -56,15 +56,19 @@ pub fn record_key(record: &KeyRecord) -> ItemKey {
 }
 
 pub fn record_item(record: &KeyRecord) -> Item {
-    let index = match record.owner {
-        KeyOwner::App { app_id } => vec![
-            ("gsi1pk", keys::app_keys_index(app_id)),
-            (
-                "gsi1sk",
-                keys::created_sort(micros(record.created_at), record.key_id),
-            ),
-        ],
-        KeyOwner::Member { .. } => Vec::new(),
+    let sort = keys::created_sort(micros(record.created_at), record.key_id);
+    let index = match (record.owner, record.agent_id) {
+        // Agent keys are listed per agent, app keys per app.
+        (KeyOwner::App { app_id }, Some(agent_id)) => {
+            vec![
+                ("gsi1pk", keys::agent_keys_index(app_id, agent_id)),
+                ("gsi1sk", sort),
+            ]
+        }
+        (KeyOwner::App { app_id }, None) => {
+            vec![("gsi1pk", keys::app_keys_index(app_id)), ("gsi1sk", sort)]
+        }
+        (KeyOwner::Member { .. }, _) => Vec::new(),
     };
     to_item(record, &record_key(record), &index)
 }
@@ -75,6 +79,7 @@ pub fn create_writes(record: &KeyRecord) -> Vec<Write> {
         key_hash: record.key_hash.clone(),
         key_id: record.key_id,
         owner: record.owner,
+        agent_id: record.agent_id,
     };
     vec![
         Write::Put {
@@ -161,10 +166,23 @@ pub fn change_app_key(
         .and_then(Option::take)
         .map(crate::store::from_item)
         .transpose()?
-        .filter(|k: &KeyRecord| k.owner == KeyOwner::App { app_id: app })
+        .filter(|k: &KeyRecord| k.owner == KeyOwner::App { app_id: app } && k.agent_id.is_none())
         .ok_or_else(key_not_found)?;
-    let now = call.now;
-    if key.revoked_at.is_some() && !matches!(change, Change::Revoke) {
+    let write = apply(&mut key, change, call.now)?;
+    Ok(crate::pipeline::Outcome::with_writes(
+        crate::ApiResponse::ok(&crate::views::key(&key)),
+        vec![write],
+        key_not_found(),
+    ))
+}
+
+/// Applies a lifecycle change to a key record and returns the write that stores it.
+fn apply(
+    key: &mut KeyRecord,
+    change: Change,
+    now: time::OffsetDateTime,
+) -> Result<Write, ApiError> {
+    if key.revoked_at.is_some() {
         return Err(ApiError::conflict(
             "key_revoked",
             "this key is revoked; revocation is final",
@@ -173,15 +191,72 @@ pub fn change_app_key(
     let (attribute, value) = match change {
         Change::Deprecate => ("deprecated_at", Some(key.deprecated_at.unwrap_or(now))),
         Change::Undeprecate => ("deprecated_at", None),
-        Change::Revoke => ("revoked_at", Some(key.revoked_at.unwrap_or(now))),
+        Change::Revoke => ("revoked_at", Some(now)),
     };
     match change {
         Change::Revoke => key.revoked_at = value,
         _ => key.deprecated_at = value,
     }
+    Ok(set_time(record_key(key), attribute, value))
+}
+
+/// The agent and the key named by `{agent_id}` and `{key_id}`, read with the caller's key.
+pub fn prefetch_agent_key(req: &crate::ApiRequest, app: Option<Uuid>) -> Vec<ItemKey> {
+    let agent = req.uuid_param("agent_id", key_not_found());
+    let key = req.uuid_param("key_id", key_not_found());
+    match (app, agent, key) {
+        (Some(app), Ok(agent), Ok(key)) => vec![keys::agent(app, agent), keys::app_key(app, key)],
+        _ => Vec::new(),
+    }
+}
+
+/// Applies a lifecycle change to one of an agent's keys. Revoking the agent's last active
+/// key needs `?force=true`; the agent's active-key count follows in the same transaction.
+pub fn change_agent_key(
+    call: &mut crate::pipeline::Call<'_>,
+    mut items: Vec<Option<Item>>,
+    change: Change,
+) -> Result<crate::pipeline::Outcome, ApiError> {
+    use crate::model::Agent;
+    let not_found = super::agents::agent_not_found;
+    call.req.uuid_param("agent_id", not_found())?;
+    let key_id = call.req.uuid_param("key_id", key_not_found())?;
+    call.audit.resource_type = Some("key".into());
+    call.audit.resource_id = Some(key_id.to_string());
+    let mut taken = items.iter_mut().map(Option::take);
+    let agent: Agent = taken
+        .next()
+        .flatten()
+        .map(crate::store::from_item)
+        .transpose()?
+        .ok_or_else(not_found)?;
+    let mut key: KeyRecord = taken
+        .next()
+        .flatten()
+        .map(crate::store::from_item)
+        .transpose()?
+        .filter(|k: &KeyRecord| k.agent_id == Some(agent.agent_id))
+        .ok_or_else(key_not_found)?;
+    if matches!(change, Change::Revoke)
+        && key.revoked_at.is_none()
+        && agent.active_keys <= 1
+        && call.req.query("force").as_deref() != Some("true")
+    {
+        return Err(ApiError::conflict(
+            "last_active_key",
+            "this is the agent's last active key; pass force=true to revoke it anyway",
+        ));
+    }
+    let mut writes = vec![apply(&mut key, change, call.now)?];
+    if matches!(change, Change::Revoke) {
+        writes.push(super::agents::count_revoked_key(
+            agent.app_id,
+            agent.agent_id,
+        ));
+    }
     Ok(crate::pipeline::Outcome::with_writes(
-        crate::ApiResponse::ok(&crate::views::key(&key)),
-        vec![set_time(record_key(&key), attribute, value)],
+        crate::ApiResponse::ok(&crate::views::agent_key(&key)),
+        writes,
         key_not_found(),
     ))
 }

@@ -1,6 +1,7 @@
 //! Domain operations shared by the handlers: each builds the records and the writes that the
 //! pipeline commits together with the audit row.
 
+pub mod agents;
 pub mod grants;
 pub mod keys;
 pub mod orgs;

@@ -65,6 +65,22 @@ pub fn secret_slug(app_id: Uuid, slug: &str) -> ItemKey {
     key(format!("{app_id}#SLUG#{slug}"), "SLUG")
 }
 
+pub fn agent(app_id: Uuid, agent_id: Uuid) -> ItemKey {
+    key(format!("{app_id}#AGENT#{agent_id}"), "AGENT")
+}
+
+pub fn agent_name(app_id: Uuid, name: &str) -> ItemKey {
+    key(format!("{app_id}#AGENTNAME#{name}"), "AGENTNAME")
+}
+
+/// An `Idempotency-Key` of agent creation, remembered for a day.
+pub fn idempotency(app_id: Uuid, idempotency_key: &str) -> ItemKey {
+    key(
+        format!("{app_id}#IDEMPOTENCY#{idempotency_key}"),
+        "IDEMPOTENCY",
+    )
+}
+
 pub fn grant(app_id: Uuid, grant_id: Uuid) -> ItemKey {
     key(format!("{app_id}#GRANT#{grant_id}"), "GRANT")
 }
@@ -94,6 +110,14 @@ pub fn app_partition(app_id: Uuid) -> String {
 // Index keys (gsi1: collection listings, gsi2: per-principal listings).
 pub fn app_keys_index(app_id: Uuid) -> String {
     format!("{app_id}#KEYS")
+}
+
+pub fn agents_index(app_id: Uuid) -> String {
+    format!("{app_id}#AGENTS")
+}
+
+pub fn agent_keys_index(app_id: Uuid, agent_id: Uuid) -> String {
+    format!("{app_id}#AGENT#{agent_id}#KEYS")
 }
 
 pub fn app_secrets_index(app_id: Uuid) -> String {
