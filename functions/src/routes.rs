@@ -34,6 +34,9 @@ routes! {
     POST "/sdk/grants/list" => sdk_grants_list,
     POST "/sdk/managed-secrets/{managed_secret_id}/grants" => sdk_managed_secret_grant_create,
     GET "/sdk/scopes" => sdk_scopes,
+    POST "/sdk/keys/derive" => sdk_key_derive,
+    POST "/sdk/keys/{key_id}/rotate" => sdk_key_rotate,
+    DELETE "/sdk/keys/{key_id}" => sdk_key_revoke,
     POST "/sdk/agents" => sdk_agent_create,
     GET "/sdk/agents" => sdk_agents_list,
     // Before `/sdk/agents/{agent_id}`: the first route that matches wins.

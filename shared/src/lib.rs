@@ -2,6 +2,7 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod cidr;
 pub mod context;
 pub mod crypto;
 pub mod destination;

@@ -338,7 +338,7 @@ async fn authenticate_and_run<O: Operation>(
         Some(_) => None,
     };
     let acting_agent = entry.agent_id.or(impersonated);
-    let (mut member_slot, mut app_slot, mut agent_slot) = (None, None, None);
+    let (mut member_slot, mut app_slot, mut agent_slot, mut parent_slot) = (None, None, None, None);
     match entry.owner {
         KeyOwner::Member { org_id, member_id } => {
             member_slot = Some(reads.len());
@@ -352,6 +352,10 @@ async fn authenticate_and_run<O: Operation>(
             if let Some(agent_id) = acting_agent {
                 agent_slot = Some(reads.len());
                 reads.push(keys::agent(app_id, agent_id));
+            }
+            if let Some(parent) = entry.parent_key_id {
+                parent_slot = Some(reads.len());
+                reads.push(keys::app_key(app_id, parent));
             }
         }
     }
@@ -379,7 +383,34 @@ async fn authenticate_and_run<O: Operation>(
     if !hash_ok {
         return Err(a.fail(ctx, ApiError::invalid_key()).await);
     }
-    match record.state(now) {
+    // A derived key dies with its parent: revoked, expired or rotated away.
+    let parent_dead = match parent_slot {
+        None => false,
+        Some(i) => match items[i].take().map(from_item::<KeyRecord>).transpose() {
+            Ok(Some(parent)) => {
+                !matches!(parent.state(now), KeyState::Active | KeyState::Deprecated)
+            }
+            _ => true,
+        },
+    };
+    let state = if parent_dead {
+        KeyState::Revoked
+    } else {
+        record.state(now)
+    };
+    match state {
+        KeyState::RotatedAway => {
+            return Err(a
+                .fail(
+                    ctx,
+                    ApiError::unauthorized(
+                        "key_rotated_grace_expired",
+                        "this key was rotated and its overlap has ended",
+                    )
+                    .hint("use the key that replaced it"),
+                )
+                .await);
+        }
         KeyState::Revoked => {
             return Err(a
                 .fail(
@@ -400,6 +431,18 @@ async fn authenticate_and_run<O: Operation>(
         }
         KeyState::Deprecated => a.deprecated = true,
         KeyState::Active => {}
+    }
+    if !crate::cidr::allows(&record.cidr_allowlist, req.source_ip) {
+        return Err(a
+            .fail(
+                ctx,
+                ApiError::forbidden(
+                    "ip_not_allowed",
+                    "this key may not be used from this address",
+                )
+                .hint("the key has a CIDR allowlist"),
+            )
+            .await);
     }
 
     // Signature, freshness, body integrity.

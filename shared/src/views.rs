@@ -16,7 +16,8 @@ pub fn key(k: &KeyRecord) -> Value {
         "id": k.key_id,
         "name": k.name,
         "key_prefix": k.key_prefix,
-        "key_type": k.key_type.tag(),
+        // Per-agent `alter_key_…` keys are agent keys to the SDK's `APIKeyInfo`.
+        "key_type": match k.key_type { crate::apikey::KeyType::Legacy => "ak", t => t.tag() },
         "scopes": k.scopes,
         "scope_version": SCOPE_VERSION,
         "cidr_allowlist": k.cidr_allowlist,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 const NO_APP_RESOURCE: &[(&str, &str)] = &[
     ("sdk_scopes", "the catalogue is the same for every app"),
     ("sdk_agent_create", "creates in the caller's own app"),
+    ("sdk_key_derive", "derives from the caller's own key"),
     ("sdk_agent_me", "answers the calling agent itself"),
     (
         "op_bootstrap",
@@ -33,6 +34,8 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
 
 /// Routes walked below.
 const WALKED: &[&str] = &[
+    "sdk_key_rotate",
+    "sdk_key_revoke",
     "sdk_agents_list",
     "sdk_agent_get",
     "sdk_agent_update",
@@ -443,4 +446,40 @@ async fn agents_of_another_app_are_missing() {
             .ok()["status"],
         "active"
     );
+}
+
+#[tokio::test]
+async fn keys_of_another_app_are_missing() {
+    let env = env().await;
+    let a = app_fixture().await;
+    let b = app_fixture().await;
+    let listed = a
+        .org
+        .op(
+            env,
+            "GET",
+            &format!("/v1/apps/{}/keys", a.app_id),
+            Value::Null,
+        )
+        .await;
+    let key_a = listed.ok()["items"][0]["id"].as_str().unwrap().to_string();
+    let random = Uuid::new_v4();
+    same(
+        &b.sdk(env, "POST", &format!("/sdk/keys/{key_a}/rotate"), json!({}))
+            .await,
+        &b.sdk(
+            env,
+            "POST",
+            &format!("/sdk/keys/{random}/rotate"),
+            json!({}),
+        )
+        .await,
+    );
+    same(
+        &b.sdk(env, "DELETE", &format!("/sdk/keys/{key_a}"), Value::Null)
+            .await,
+        &b.sdk(env, "DELETE", &format!("/sdk/keys/{random}"), Value::Null)
+            .await,
+    );
+    a.sdk(env, "GET", "/sdk/scopes", Value::Null).await.ok();
 }

@@ -16,6 +16,7 @@ pub struct Body {
     name: String,
     scopes: Option<Vec<String>>,
     expires_at: Option<String>,
+    cidr_allowlist: Option<Vec<String>>,
 }
 
 pub struct Op;
@@ -46,6 +47,9 @@ impl Operation for Op {
             future_time("expires_at", body.expires_at.as_deref(), call.now)?,
             call.now,
         );
+        let mut key = key;
+        key.record.cidr_allowlist =
+            portcullis::cidr::parse_list(&body.cidr_allowlist.unwrap_or_default())?;
         call.audit.resource_type = Some("key".into());
         call.audit.resource_id = Some(key.record.key_id.to_string());
         Ok(Outcome::with_writes(

@@ -21,6 +21,9 @@ pub struct DirectoryEntry {
     /// The managed agent an agent key belongs to (read with the key in one round trip).
     #[serde(default)]
     pub agent_id: Option<Uuid>,
+    /// The key a derived key came from: read with it, so revoking the parent stops it at once.
+    #[serde(default)]
+    pub parent_key_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +53,10 @@ pub struct KeyRecord {
     pub cidr_allowlist: Vec<String>,
     #[serde(default)]
     pub rate_limit_rpm: Option<u32>,
+    /// Set when the key was rotated: it works until `expires_at` (the overlap), then answers
+    /// `key_rotated_grace_expired`.
+    #[serde(default)]
+    pub rotated_to: Option<Uuid>,
 }
 
 /// Where a key stands at a given moment.
@@ -58,6 +65,8 @@ pub enum KeyState {
     Active,
     Deprecated,
     Expired,
+    /// Past the overlap of a rotation.
+    RotatedAway,
     Revoked,
 }
 
@@ -65,6 +74,8 @@ impl KeyRecord {
     pub fn state(&self, now: OffsetDateTime) -> KeyState {
         if self.revoked_at.is_some_and(|t| t <= now) {
             KeyState::Revoked
+        } else if self.expires_at.is_some_and(|t| t <= now) && self.rotated_to.is_some() {
+            KeyState::RotatedAway
         } else if self.expires_at.is_some_and(|t| t <= now) {
             KeyState::Expired
         } else if self.deprecated_at.is_some() {

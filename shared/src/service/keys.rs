@@ -43,6 +43,7 @@ pub fn mint(
             parent_key_id: None,
             cidr_allowlist: Vec::new(),
             rate_limit_rpm: None,
+            rotated_to: None,
         },
         plaintext: secret.plaintext,
     }
@@ -57,7 +58,11 @@ pub fn record_key(record: &KeyRecord) -> ItemKey {
 
 pub fn record_item(record: &KeyRecord) -> Item {
     let sort = keys::created_sort(micros(record.created_at), record.key_id);
-    let index = match (record.owner, record.agent_id) {
+    // Derived keys of an agent are not part of its key set (they die with their parent).
+    let agent = record
+        .agent_id
+        .filter(|_| record.key_type != crate::apikey::KeyType::Dk);
+    let index = match (record.owner, agent) {
         // Agent keys are listed per agent, app keys per app.
         (KeyOwner::App { app_id }, Some(agent_id)) => {
             vec![
@@ -80,6 +85,7 @@ pub fn create_writes(record: &KeyRecord) -> Vec<Write> {
         key_id: record.key_id,
         owner: record.owner,
         agent_id: record.agent_id,
+        parent_key_id: record.parent_key_id,
     };
     vec![
         Write::Put {
@@ -235,7 +241,9 @@ pub fn change_agent_key(
         .flatten()
         .map(crate::store::from_item)
         .transpose()?
-        .filter(|k: &KeyRecord| k.agent_id == Some(agent.agent_id))
+        .filter(|k: &KeyRecord| {
+            k.agent_id == Some(agent.agent_id) && k.key_type != crate::apikey::KeyType::Dk
+        })
         .ok_or_else(key_not_found)?;
     if matches!(change, Change::Revoke)
         && key.revoked_at.is_none()

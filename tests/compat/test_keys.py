@@ -1,0 +1,46 @@
+"""The key lifecycle through the official SDK: derived keys that die with their parent, and
+rotation whose overlap keeps both keys working."""
+
+import asyncio
+
+import pytest
+from alter_sdk import App
+from alter_sdk.exceptions import KeyRevokedError
+
+
+def test_a_derived_key_works_until_its_parent_is_revoked(portcullis, tenant, echo):
+    parent = tenant.org.create_key(tenant.app_id)
+
+    async def run():
+        async with App(api_key=parent["api_key"]) as app:
+            derived = await app.keys.derive(scopes=["tokens:retrieve"], expires_in=600)
+        portcullis.remember(derived.api_key)
+        assert derived.key_type == "dk" and derived.api_key.startswith("alter_dk_")
+        assert str(derived.parent_key_id) == parent["id"]
+        async with App(api_key=derived.api_key) as child:
+            ok = await child.request("GET", echo.url + "/derived", grant_id=tenant.grant_id)
+            assert ok.status_code == 200
+        async with App(api_key=tenant.api_key) as admin:
+            await admin.keys.revoke(key_id=parent["id"])
+        async with App(api_key=derived.api_key) as child:
+            with pytest.raises(KeyRevokedError):
+                await child.request("GET", echo.url + "/derived", grant_id=tenant.grant_id)
+
+    asyncio.run(run())
+
+
+def test_rotation_keeps_both_keys_working_during_the_overlap(portcullis, tenant, echo):
+    old = tenant.org.create_key(tenant.app_id)
+
+    async def run():
+        async with App(api_key=tenant.api_key) as admin:
+            new = await admin.keys.rotate(key_id=old["id"], overlap_days=7)
+        portcullis.remember(new.api_key)
+        for key in (old["api_key"], new.api_key):
+            async with App(api_key=key) as app:
+                r = await app.request("GET", echo.url + "/rotated", grant_id=tenant.grant_id)
+                assert r.status_code == 200
+        return new
+
+    new = asyncio.run(run())
+    assert new.name == old["name"] and new.scopes == old["scopes"]

@@ -1,0 +1,217 @@
+//! The key lifecycle through the SDK routes: derived keys (narrower, shorter, dying with their
+//! parent), rotation with overlap, revocation, and CIDR allowlists.
+
+use portcullis_tests::*;
+use serde_json::{Value, json};
+
+async fn key_id(env: &Env, app: &TestApp, key: &str) -> String {
+    let r = app
+        .org
+        .op(
+            env,
+            "GET",
+            &format!("/v1/apps/{}/keys", app.app_id),
+            Value::Null,
+        )
+        .await;
+    let prefix: String = key.chars().take(14).collect();
+    r.ok()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_prefix"] == prefix.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn derived_keys_are_narrower_shorter_and_die_with_their_parent() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let parent = app.org.app_key(env, &app.app_id, None).await;
+    let derive = |body: Value| env.signed(&parent, "POST", "/sdk/keys/derive", body);
+    let d = derive(json!({"scopes": ["tokens:retrieve"], "expires_in": 999_999})).await;
+    assert_eq!(d.status, 201, "{}", d.body);
+    let (dk, b) = (
+        d.body["api_key"].as_str().unwrap().to_string(),
+        d.body.clone(),
+    );
+    assert!(dk.starts_with("alter_dk_"));
+    assert_eq!(b["key_type"], "dk");
+    assert_eq!(b["scopes"], json!(["tokens:retrieve"]));
+    let expires = time::OffsetDateTime::parse(
+        b["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        expires <= time::OffsetDateTime::now_utc() + time::Duration::hours(24),
+        "capped at 24 h"
+    );
+    env.signed(&dk, "POST", "/sdk/token", app.token_body(&app.grant_id))
+        .await
+        .ok();
+    env.signed(&dk, "POST", "/sdk/grants/list", json!({}))
+        .await
+        .expect(403, "insufficient_scope");
+    // A derived key cannot derive (keys:derive is never passed on), nor be asked for it.
+    env.signed(
+        &dk,
+        "POST",
+        "/sdk/keys/derive",
+        json!({"scopes": ["tokens:retrieve"], "expires_in": 60}),
+    )
+    .await
+    .expect(403, "insufficient_scope");
+    derive(json!({"scopes": ["keys:derive"], "expires_in": 60}))
+        .await
+        .expect(400, "invalid_scope_for_derived_key");
+    let narrow = app
+        .org
+        .app_key(
+            env,
+            &app.app_id,
+            Some(vec!["tokens:retrieve", "keys:derive"]),
+        )
+        .await;
+    env.signed(
+        &narrow,
+        "POST",
+        "/sdk/keys/derive",
+        json!({"scopes": ["grants:read"], "expires_in": 60}),
+    )
+    .await
+    .expect(400, "constraint_not_narrowing");
+    // Revoking the parent stops the derived key at once.
+    let parent_id = key_id(env, &app, &parent).await;
+    app.sdk(
+        env,
+        "DELETE",
+        &format!("/sdk/keys/{parent_id}"),
+        Value::Null,
+    )
+    .await
+    .ok();
+    env.signed(&dk, "POST", "/sdk/token", app.token_body(&app.grant_id))
+        .await
+        .expect(401, "key_revoked");
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_old_key_for_the_overlap() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let old = app.org.app_key(env, &app.app_id, None).await;
+    let old_id = key_id(env, &app, &old).await;
+    let r = app
+        .sdk(
+            env,
+            "POST",
+            &format!("/sdk/keys/{old_id}/rotate"),
+            json!({"overlap_days": 7}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let new = r.body["api_key"].as_str().unwrap().to_string();
+    env.signed(&new, "GET", "/sdk/scopes", Value::Null)
+        .await
+        .ok();
+    env.signed(&old, "GET", "/sdk/scopes", Value::Null)
+        .await
+        .ok();
+    app.sdk(
+        env,
+        "POST",
+        &format!("/sdk/keys/{old_id}/rotate"),
+        json!({}),
+    )
+    .await
+    .expect(409, "key_already_rotated");
+    // Zero overlap: the old key is done at once, with its own code.
+    let other = app.org.app_key(env, &app.app_id, None).await;
+    let other_id = key_id(env, &app, &other).await;
+    app.sdk(
+        env,
+        "POST",
+        &format!("/sdk/keys/{other_id}/rotate"),
+        json!({"overlap_days": 0}),
+    )
+    .await;
+    env.signed(&other, "GET", "/sdk/scopes", Value::Null)
+        .await
+        .expect(401, "key_rotated_grace_expired");
+    app.sdk(
+        env,
+        "POST",
+        &format!("/sdk/keys/{other_id}/rotate"),
+        json!({"overlap_days": 31}),
+    )
+    .await
+    .expect(422, "validation_error");
+}
+
+#[tokio::test]
+async fn revocation_through_the_sdk_is_final() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let victim = app.org.app_key(env, &app.app_id, None).await;
+    let id = key_id(env, &app, &victim).await;
+    let r = app
+        .sdk(env, "DELETE", &format!("/sdk/keys/{id}"), Value::Null)
+        .await;
+    assert!(r.ok()["revoked_at"].is_string());
+    env.signed(&victim, "GET", "/sdk/scopes", Value::Null)
+        .await
+        .expect(401, "key_revoked");
+    app.sdk(env, "DELETE", &format!("/sdk/keys/{id}"), Value::Null)
+        .await
+        .expect(409, "key_revoked");
+}
+
+#[tokio::test]
+async fn cidr_allowlists_are_enforced_on_the_client_address() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let r = app
+        .org
+        .op(
+            env,
+            "POST",
+            &format!("/v1/apps/{}/keys", app.app_id),
+            json!({"name": "office", "cidr_allowlist": ["203.0.113.0/24"]}),
+        )
+        .await;
+    let key = r.ok()["api_key"].as_str().unwrap().to_string();
+    let from = |ip: &str| {
+        let mut req = signed_at(&key, "GET", "/sdk/scopes", b"", now());
+        req.source_ip = Some(ip.parse().unwrap());
+        env.send(req)
+    };
+    from("203.0.113.20").await.ok();
+    from("198.51.100.1").await.expect(403, "ip_not_allowed");
+    // A derived key inherits the allowlist, and may only narrow it.
+    let mut req = signed_at(
+        &key,
+        "POST",
+        "/sdk/keys/derive",
+        &body_bytes(
+            &json!({"scopes": ["tokens:retrieve"], "expires_in": 60, "cidr_allowlist": ["198.51.100.0/24"]}),
+        ),
+        now(),
+    );
+    req.source_ip = Some("203.0.113.20".parse().unwrap());
+    env.send(req).await.expect(400, "constraint_not_narrowing");
+    for bad in [json!(["0.0.0.0/0"]), json!(["not-a-cidr"])] {
+        app.org
+            .op(
+                env,
+                "POST",
+                &format!("/v1/apps/{}/keys", app.app_id),
+                json!({"name": "x", "cidr_allowlist": bad}),
+            )
+            .await
+            .expect(422, "validation_error");
+    }
+}
