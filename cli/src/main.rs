@@ -127,6 +127,12 @@ enum Keys {
         scopes: Vec<String>,
         #[arg(long)]
         expires_at: Option<String>,
+        /// Addresses the key may be used from (repeat), e.g. 203.0.113.0/24.
+        #[arg(long = "cidr")]
+        cidr_allowlist: Vec<String>,
+        /// Requests per minute, 1 to 100000.
+        #[arg(long)]
+        rate_limit_rpm: Option<u32>,
     },
     Deprecate {
         #[command(flatten)]
@@ -297,12 +303,18 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                 name,
                 scopes,
                 expires_at,
+                cidr_allowlist,
+                rate_limit_rpm,
             } => (
                 "POST",
                 format!("/v1/apps/{}/keys", enc(&app.app)),
-                Some(
-                    json!({"name": name, "scopes": if scopes.is_empty() { Value::Null } else { json!(scopes) }, "expires_at": expires_at}),
-                ),
+                Some(json!({
+                    "name": name,
+                    "scopes": if scopes.is_empty() { Value::Null } else { json!(scopes) },
+                    "expires_at": expires_at,
+                    "cidr_allowlist": if cidr_allowlist.is_empty() { Value::Null } else { json!(cidr_allowlist) },
+                    "rate_limit_rpm": rate_limit_rpm,
+                })),
             ),
             Keys::Deprecate { app, key_id } => (
                 "POST",

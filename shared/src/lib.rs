@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod model;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod scopes;
 pub mod service;
 pub mod setup;

@@ -14,6 +14,7 @@ use crate::model::key::KeyState;
 use crate::model::{
     Agent, AgentStatus, App, DirectoryEntry, KeyOwner, KeyRecord, Member, Role, rfc3339,
 };
+use crate::ratelimit;
 use crate::scopes;
 use crate::signing::{self, SignedParts};
 use crate::store::{Condition, Item, ItemKey, TxError, Write, from_item, keys};
@@ -249,6 +250,10 @@ struct Audited<'a> {
     nonce: Option<ItemKey>,
     /// Answered as `X-Alter-Actor-ID` (the SDK then signs it on later requests).
     actor: Option<Uuid>,
+    /// Rate limits this request counts against (raised in its transaction).
+    limits: Vec<ratelimit::Limit>,
+    /// Whether the request was counted (for the `X-RateLimit-Remaining` answer).
+    counted: bool,
 }
 
 async fn authenticate_and_run<O: Operation>(
@@ -291,6 +296,8 @@ async fn authenticate_and_run<O: Operation>(
         deprecated: false,
         nonce: None,
         actor: None,
+        limits: Vec::new(),
+        counted: false,
     };
 
     match (O::SURFACE, entry.owner) {
@@ -339,6 +346,7 @@ async fn authenticate_and_run<O: Operation>(
     };
     let acting_agent = entry.agent_id.or(impersonated);
     let (mut member_slot, mut app_slot, mut agent_slot, mut parent_slot) = (None, None, None, None);
+    let (mut key_counter_slot, mut agent_counter_slot) = (None, None);
     match entry.owner {
         KeyOwner::Member { org_id, member_id } => {
             member_slot = Some(reads.len());
@@ -356,6 +364,22 @@ async fn authenticate_and_run<O: Operation>(
             if let Some(parent) = entry.parent_key_id {
                 parent_slot = Some(reads.len());
                 reads.push(keys::app_key(app_id, parent));
+            }
+            // Rate counters, read now so a limit costs no extra round trip.
+            let owner = keys::app_partition(app_id);
+            key_counter_slot = Some(reads.len());
+            reads.push(ratelimit::counter(
+                &owner,
+                &format!("key:{}", entry.key_id),
+                now,
+            ));
+            if let Some(agent_id) = acting_agent {
+                agent_counter_slot = Some(reads.len());
+                reads.push(ratelimit::counter(
+                    &owner,
+                    &format!("agent:{agent_id}"),
+                    now,
+                ));
             }
         }
     }
@@ -530,6 +554,35 @@ async fn authenticate_and_run<O: Operation>(
         agent.as_ref().filter(|_| impersonated.is_some()),
     );
 
+    // Requests-per-minute limits of the key and the acting agent.
+    let mut take_used = |slot: Option<usize>| ratelimit::used(slot.and_then(|i| items[i].take()));
+    let (key_used, agent_used) = (take_used(key_counter_slot), take_used(agent_counter_slot));
+    if let (Some(limit), Some(app)) = (record.rate_limit_rpm, app_id) {
+        let counter = ratelimit::counter(
+            &keys::app_partition(app),
+            &format!("key:{}", record.key_id),
+            now,
+        );
+        a.limits.push(ratelimit::Limit::new(
+            "api_key", counter, limit, key_used, now,
+        ));
+    }
+    if let (Some(agent), Some(app)) = (&agent, app_id)
+        && let Some(limit) = agent.rate_limit_per_minute
+    {
+        let counter = ratelimit::counter(
+            &keys::app_partition(app),
+            &format!("agent:{}", agent.agent_id),
+            now,
+        );
+        a.limits.push(ratelimit::Limit::new(
+            "agent", counter, limit, agent_used, now,
+        ));
+    }
+    if let Some(full) = a.limits.iter().find(|l| l.used >= l.limit).cloned() {
+        return Err(a.refuse_over_limit(ctx, &full).await);
+    }
+
     // Scopes in force, narrowed by constraints.
     let scopes = match narrow_scopes(req, &record.scopes) {
         Ok(s) => s,
@@ -663,13 +716,50 @@ impl Audited<'_> {
         if let Some(actor) = self.actor {
             r = r.header("x-alter-actor-id", &actor.to_string());
         }
-        r
+        ratelimit::headers(r, &self.limits, self.counted)
+    }
+
+    /// Answers 429 for a full window: the audit row and nonce are written, no counter moves.
+    async fn refuse_over_limit(&mut self, ctx: &Ctx, full: &ratelimit::Limit) -> ApiResponse {
+        let e = full.exceeded(self.req.received_at);
+        let mut limits = std::mem::take(&mut self.limits);
+        for l in &mut limits {
+            if l.counter == full.counter {
+                l.used = l.used.max(l.limit);
+            }
+        }
+        let r = Box::pin(self.fail(ctx, e)).await;
+        ratelimit::headers(r, &limits, false)
+    }
+
+    fn rate_writes(&self) -> Vec<Write> {
+        self.limits
+            .iter()
+            .map(ratelimit::Limit::increment)
+            .collect()
+    }
+
+    /// The limit whose counter refused a transaction, if one did.
+    fn over_limit(
+        &self,
+        failed: &[usize],
+        nonce_slots: usize,
+        rate_slots: usize,
+    ) -> Option<ratelimit::Limit> {
+        failed
+            .iter()
+            .find(|i| (nonce_slots..rate_slots).contains(*i))
+            .and_then(|i| self.limits.get(i - nonce_slots))
+            .cloned()
     }
 
     /// Answers an error, with its audit row (and the spent nonce) written first.
     async fn fail(&mut self, ctx: &Ctx, e: ApiError) -> ApiResponse {
         self.stamp(e.status.as_u16(), Some(&e));
         let mut writes: Vec<Write> = self.nonce_write().into_iter().collect();
+        let nonce_slots = writes.len();
+        writes.extend(self.rate_writes());
+        let rate_slots = writes.len();
         writes.push(Write::Put {
             item: self
                 .event
@@ -677,8 +767,18 @@ impl Audited<'_> {
             condition: None,
         });
         match ctx.store.transact(writes).await {
-            Ok(()) => self.finish(ApiResponse::error(&e)),
-            Err(TxError::ConditionFailed(_)) => self.replayed(ctx).await,
+            Ok(()) => {
+                self.counted = !self.limits.is_empty();
+                self.finish(ApiResponse::error(&e))
+            }
+            Err(TxError::ConditionFailed(failed)) => {
+                match self.over_limit(&failed, nonce_slots, rate_slots) {
+                    Some(full) if !failed.iter().any(|i| *i < nonce_slots) => {
+                        self.refuse_over_limit(ctx, &full).await
+                    }
+                    _ => self.replayed(ctx).await,
+                }
+            }
             Err(TxError::Unavailable(u)) => ApiResponse::error(&u),
         }
     }
@@ -705,6 +805,8 @@ impl Audited<'_> {
         self.stamp(outcome.response.status.as_u16(), None);
         let mut writes: Vec<Write> = self.nonce_write().into_iter().collect();
         let nonce_slots = writes.len();
+        writes.extend(self.rate_writes());
+        let rate_slots = writes.len();
         writes.push(Write::Put {
             item: self
                 .event
@@ -713,9 +815,20 @@ impl Audited<'_> {
         });
         writes.extend(outcome.writes);
         match ctx.store.transact(writes).await {
-            Ok(()) => self.finish(outcome.response),
+            Ok(()) => {
+                self.counted = !self.limits.is_empty();
+                self.finish(outcome.response)
+            }
             Err(TxError::ConditionFailed(failed)) if failed.iter().any(|i| *i < nonce_slots) => {
                 self.replayed(ctx).await
+            }
+            Err(TxError::ConditionFailed(failed))
+                if self.over_limit(&failed, nonce_slots, rate_slots).is_some() =>
+            {
+                let full = self
+                    .over_limit(&failed, nonce_slots, rate_slots)
+                    .expect("checked");
+                self.refuse_over_limit(ctx, &full).await
             }
             Err(TxError::ConditionFailed(_)) => {
                 let e = outcome.on_conflict.unwrap_or_else(|| {

@@ -22,6 +22,9 @@ pub fn key(k: &KeyRecord) -> Value {
         "scope_version": SCOPE_VERSION,
         "cidr_allowlist": k.cidr_allowlist,
         "rate_limit_rpm": k.rate_limit_rpm,
+        // Both or neither, as the SDK requires.
+        "effective_rate_limit_rpm": k.rate_limit_rpm,
+        "rate_limit_source": k.rate_limit_rpm.map(|_| "key"),
         "expires_at": t(k.expires_at),
         "deprecated_at": t(k.deprecated_at),
         "revoked_at": t(k.revoked_at),
@@ -119,7 +122,7 @@ pub fn agent(a: &crate::model::Agent, now: OffsetDateTime) -> Value {
         "scopes_applies_at": if pending_live { t(a.scopes_applies_at) } else { Value::Null },
         "policy": a.policy.clone().unwrap_or_else(|| json!({})),
         "metadata": a.metadata.clone().unwrap_or_else(|| json!({})),
-        "rate_limit_per_minute": Value::Null,
+        "rate_limit_per_minute": a.rate_limit_per_minute,
         "version": a.version,
         "created_at": rfc3339(a.created_at),
         "last_used_at": t(a.last_used_at),

@@ -44,3 +44,22 @@ def test_rotation_keeps_both_keys_working_during_the_overlap(portcullis, tenant,
 
     new = asyncio.run(run())
     assert new.name == old["name"] and new.scopes == old["scopes"]
+
+
+def test_rate_limits_surface_as_the_sdk_expects(portcullis, tenant, echo):
+    limited = tenant.org.cli("keys", "create", "--app", tenant.app_id, "--name", "limited", "--rate-limit-rpm", "2")
+    portcullis.remember(limited["api_key"])
+    from alter_sdk.exceptions import RateLimitError
+
+    async def run():
+        async with App(api_key=limited["api_key"]) as app:
+            await app.list_grants()
+            snapshot = app.last_rate_limit
+            await app.list_grants()
+            with pytest.raises(RateLimitError) as refused:
+                await app.list_grants()
+            return snapshot, refused.value
+
+    snapshot, refused = asyncio.run(run())
+    assert snapshot.limit == 2 and snapshot.remaining == 1
+    assert refused.limit == 2 and refused.window_seconds == 60 and refused.retry_after >= 1

@@ -215,3 +215,107 @@ async fn cidr_allowlists_are_enforced_on_the_client_address() {
             .expect(422, "validation_error");
     }
 }
+
+/// Requests counted so far in this minute for a subject (`key:<id>`, `agent:<id>`).
+async fn counted(env: &Env, app: &TestApp, subject: &str) -> u32 {
+    let key = portcullis::ratelimit::counter(&app.app_id, subject, time::OffsetDateTime::now_utc());
+    portcullis::ratelimit::used(env.ctx.store.get(&key, true).await.unwrap())
+}
+
+#[tokio::test]
+async fn rate_limits_refuse_with_headers_and_count_nothing_refused() {
+    let env = env().await;
+    let app = app_fixture().await;
+    // Stay inside one window: the limits are per calendar minute.
+    let second = time::OffsetDateTime::now_utc().second();
+    if second > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second as u64)).await;
+    }
+    let r = app
+        .org
+        .op(
+            env,
+            "POST",
+            &format!("/v1/apps/{}/keys", app.app_id),
+            json!({"name": "limited", "rate_limit_rpm": 5}),
+        )
+        .await;
+    let b = r.ok().clone();
+    assert_eq!(
+        (
+            b["effective_rate_limit_rpm"].as_u64(),
+            b["rate_limit_source"].as_str()
+        ),
+        (Some(5), Some("key"))
+    );
+    let (key, key_id) = (
+        b["api_key"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+    // An agent limited to 2 a minute, acted as by the key: the tighter limit refuses first.
+    let agent = env
+        .signed(
+            &key,
+            "POST",
+            "/sdk/agents",
+            json!({"name": "slow", "scopes": {}, "rate_limit_per_minute": 2}),
+        )
+        .await;
+    let agent_id = agent.body["id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let ok = env
+            .send(signed_as(
+                &key,
+                "GET",
+                "/sdk/scopes",
+                &Value::Null,
+                &agent_id,
+                "agent",
+            ))
+            .await;
+        ok.ok();
+        assert!(ok.headers.contains_key("x-ratelimit-remaining"));
+    }
+    let refused = env
+        .send(signed_as(
+            &key,
+            "GET",
+            "/sdk/scopes",
+            &Value::Null,
+            &agent_id,
+            "agent",
+        ))
+        .await;
+    refused.expect(429, "rate_limit_exceeded");
+    assert_eq!(
+        (
+            refused.body["scope"].as_str(),
+            refused.body["limit"].as_u64()
+        ),
+        (Some("agent"), Some(2))
+    );
+    assert!(
+        refused.headers.contains_key("retry-after")
+            && refused.headers["x-ratelimit-remaining"] == "0"
+    );
+    // All or nothing: the refused request did not count against the key either.
+    assert_eq!(
+        counted(env, &app, &format!("key:{key_id}")).await,
+        3,
+        "create + 2 calls"
+    );
+    assert_eq!(counted(env, &app, &format!("agent:{agent_id}")).await, 2);
+    // The key alone: two more fit (5), the next is refused.
+    env.signed(&key, "GET", "/sdk/scopes", Value::Null)
+        .await
+        .ok();
+    let last = env.signed(&key, "GET", "/sdk/scopes", Value::Null).await;
+    last.ok();
+    assert_eq!(last.headers["x-ratelimit-remaining"], "0");
+    let over = env.signed(&key, "GET", "/sdk/scopes", Value::Null).await;
+    over.expect(429, "rate_limit_exceeded");
+    assert_eq!(over.body["scope"], "api_key");
+    assert_eq!(counted(env, &app, &format!("key:{key_id}")).await, 5);
+    let row = &app.audit(env, "outcome=denied").await[0];
+    assert_eq!(row["error_code"], "rate_limit_exceeded");
+}

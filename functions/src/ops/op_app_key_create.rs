@@ -17,6 +17,7 @@ pub struct Body {
     scopes: Option<Vec<String>>,
     expires_at: Option<String>,
     cidr_allowlist: Option<Vec<String>>,
+    rate_limit_rpm: Option<u32>,
 }
 
 pub struct Op;
@@ -48,6 +49,15 @@ impl Operation for Op {
             call.now,
         );
         let mut key = key;
+        if body
+            .rate_limit_rpm
+            .is_some_and(|r| !(1..=100_000).contains(&r))
+        {
+            return Err(ApiError::validation(
+                "`rate_limit_rpm` must be between 1 and 100000",
+            ));
+        }
+        key.record.rate_limit_rpm = body.rate_limit_rpm;
         key.record.cidr_allowlist =
             portcullis::cidr::parse_list(&body.cidr_allowlist.unwrap_or_default())?;
         call.audit.resource_type = Some("key".into());

@@ -22,6 +22,8 @@ pub struct Body {
     metadata: Option<Value>,
     display_name: Option<String>,
     policy: Option<Value>,
+    /// An extension of the SDK's shape: requests per minute for all of the agent's keys.
+    rate_limit_per_minute: Option<u32>,
 }
 
 /// What an idempotency key remembers.
@@ -100,6 +102,7 @@ impl Operation for Op {
             .transpose()?;
         agent.metadata = object("metadata", body.metadata)?;
         agent.policy = object("policy", body.policy)?;
+        agent.rate_limit_per_minute = rate_limit(body.rate_limit_per_minute)?;
         agent.active_keys = 1;
         agent.keys_minted = 1;
         let key = agents::mint_key(&agent, 1, call.now);
@@ -196,6 +199,16 @@ fn object(field: &str, v: Option<Value>) -> Result<Option<Value>, ApiError> {
         Some(_) => Err(ApiError::validation(format!(
             "`{field}` must be an object of at most 16 KiB"
         ))),
+    }
+}
+
+/// A per-agent requests-per-minute limit, 1 to 100000.
+pub fn rate_limit(v: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match v {
+        Some(r) if !(1..=100_000).contains(&r) => Err(ApiError::validation(
+            "`rate_limit_per_minute` must be between 1 and 100000",
+        )),
+        other => Ok(other),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Body {
     policy: Option<Value>,
     scopes: Option<Value>,
     status: Option<String>,
+    /// An extension of the SDK's shape: requests per minute for all of the agent's keys.
+    rate_limit_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +84,10 @@ impl Operation for Op {
                 }
                 *slot = Some(v);
             }
+        }
+        if body.rate_limit_per_minute.is_some() {
+            agent.rate_limit_per_minute =
+                super::sdk_agent_create::rate_limit(body.rate_limit_per_minute)?;
         }
         match body.status.as_deref() {
             None => {}

@@ -42,6 +42,9 @@ pub struct Agent {
     pub metadata: Option<Value>,
     #[serde(default, with = "super::json_text")]
     pub policy: Option<Value>,
+    /// Requests per minute across all of the agent's keys (and impersonation), if limited.
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
     /// Optimistic concurrency for scope changes; bumped by every change.
     pub version: u64,
     /// Keys not revoked; bounded by `MAX_AGENT_KEYS` with a conditional update.

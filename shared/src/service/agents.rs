@@ -186,6 +186,7 @@ pub fn new_agent(
         scopes_applies_at: None,
         metadata: None,
         policy: None,
+        rate_limit_per_minute: None,
         version: 1,
         active_keys: 0,
         keys_minted: 0,

@@ -90,6 +90,14 @@ pub fn nonce(owner_partition: &str, key_id: Uuid, nonce: &str) -> ItemKey {
     key(format!("{owner_partition}#NONCE#{key_id}#{nonce}"), "NONCE")
 }
 
+/// A requests-per-minute counter of one subject (`key:<id>`, `agent:<id>`) and window.
+pub fn rate_counter(owner_partition: &str, subject: &str, window_start: i64) -> ItemKey {
+    key(
+        format!("{owner_partition}#RATE#{subject}#{window_start}"),
+        "RATE",
+    )
+}
+
 /// Audit rows: one partition per owner, UTC day and shard; sorted by time within it.
 /// Shards spread a busy app's writes over partitions (see docs/table-design.md).
 pub const AUDIT_SHARDS: u32 = 16;
