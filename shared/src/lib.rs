@@ -11,6 +11,7 @@ pub mod http;
 pub mod model;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod rule;
 pub mod scopes;
 pub mod service;
 pub mod setup;

@@ -75,6 +75,8 @@ pub struct Caller {
     /// The managed agent acting: the owner of an agent key, or the agent an app key names
     /// in `X-Alter-Caller` (impersonation: attribution, not isolation).
     pub agent: Option<Agent>,
+    /// The request's own deny rule, enforced by the runtime operations (token, proxy).
+    pub request_rule: Option<crate::rule::RequestRule>,
 }
 
 impl Caller {
@@ -583,10 +585,17 @@ async fn authenticate_and_run<O: Operation>(
         return Err(a.refuse_over_limit(ctx, &full).await);
     }
 
-    // Scopes in force, narrowed by constraints.
+    // Scopes in force, narrowed by constraints; the request's own deny rule, if any.
     let scopes = match narrow_scopes(req, &record.scopes) {
         Ok(s) => s,
         Err(e) => return Err(a.fail(ctx, e).await),
+    };
+    let request_rule = match header(req, "x-alter-request-rule") {
+        "" => None,
+        raw => match crate::rule::RequestRule::parse(raw) {
+            Ok(rule) => Some(rule),
+            Err(e) => return Err(a.fail(ctx, e).await),
+        },
     };
     match O::ACCESS {
         Access::AnyKey => {}
@@ -650,6 +659,7 @@ async fn authenticate_and_run<O: Operation>(
             scopes,
             identity,
             agent,
+            request_rule,
         },
         audit: std::mem::take(&mut a.event),
     };
@@ -1002,16 +1012,8 @@ fn identity(parts: &SignedParts<'_>) -> Result<Identity, ApiError> {
     })
 }
 
-/// `X-Alter-Scope-Constraints` may only narrow the key's scopes. Request rules are refused
-/// until they are enforced: a deny rule silently ignored would fail open.
+/// `X-Alter-Scope-Constraints` may only narrow the key's scopes.
 fn narrow_scopes(req: &ApiRequest, held: &[String]) -> Result<Vec<String>, ApiError> {
-    if !header(req, "x-alter-request-rule").is_empty() {
-        return Err(ApiError::new(
-            http::StatusCode::UNPROCESSABLE_ENTITY,
-            "request_rule_unsupported",
-            "X-Alter-Request-Rule is not enforced by this server yet, so requests carrying one are refused",
-        ));
-    }
     let raw = header(req, "x-alter-scope-constraints");
     if raw.is_empty() {
         return Ok(held.to_vec());

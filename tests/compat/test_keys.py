@@ -63,3 +63,29 @@ def test_rate_limits_surface_as_the_sdk_expects(portcullis, tenant, echo):
     snapshot, refused = asyncio.run(run())
     assert snapshot.limit == 2 and snapshot.remaining == 1
     assert refused.limit == 2 and refused.window_seconds == 60 and refused.retry_after >= 1
+
+
+def test_constraints_only_narrow_and_rules_deny(portcullis, tenant, echo):
+    from alter_sdk.exceptions import BackendError, InsufficientScopeError, PolicyViolationError
+
+    narrow_key = tenant.org.cli("keys", "create", "--app", tenant.app_id, "--name", "narrow", "--scope", "tokens:retrieve")
+    portcullis.remember(narrow_key["api_key"])
+    deny_posts = {"rule_type": "json_match", "rule_body": {"when": {"method": "POST"}, "effect": "deny"}}
+
+    async def run():
+        async with App(api_key=tenant.api_key) as app:
+            narrowed = app.with_constraints(scopes=["tokens:retrieve"])
+            ok = await narrowed.request("GET", echo.url + "/narrow", grant_id=tenant.grant_id)
+            assert ok.status_code == 200
+            with pytest.raises(InsufficientScopeError):
+                await narrowed.list_grants()
+            with pytest.raises(PolicyViolationError) as denied:
+                await app.with_constraints(rule=deny_posts).request("POST", echo.url + "/deny", grant_id=tenant.grant_id)
+            assert denied.value.policy_error == "request_rule_denied"
+        async with App(api_key=narrow_key["api_key"]) as limited:
+            with pytest.raises(BackendError) as broader:
+                await limited.with_constraints(scopes=["grants:read"]).list_grants()
+            assert broader.value.status_code == 400
+
+    asyncio.run(run())
+    assert "/deny" not in [path for path in echo.seen]

@@ -298,8 +298,9 @@ async fn concurrent_mints_never_exceed_the_limit() {
     let app = app_fixture().await;
     let agent = create(env, &app, "busy-bot", &[]).await;
     let path = format!("/sdk/agents/{}/keys", agent["id"].as_str().unwrap());
+    // 50 at once, as many parallel operators would.
     let results = join_all(
-        (0..20)
+        (0..50)
             .map(|_| app.sdk(env, "POST", &path, json!({})))
             .collect(),
     )

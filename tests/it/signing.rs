@@ -271,9 +271,25 @@ async fn scope_constraints_only_narrow() {
     env.send(signed_constrained(&app.key, &body, "tokens:retrieve"))
         .await
         .ok();
-    // A signed deny rule is refused until rules are enforced: ignoring it would fail open.
-    let req = signed_with(&app.key, &body, "", "eyJydWxlX3R5cGUiOiJkZW55In0");
-    env.send(req).await.expect(422, "request_rule_unsupported");
+    // A signed deny rule applies to the request it rides on.
+    use base64::Engine;
+    let b64 = |j: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(j);
+    let deny_posts =
+        b64(r#"{"rule_type":"json_match","rule_body":{"when":{"method":"POST"},"effect":"deny"}}"#);
+    env.send(signed_with(&app.key, &body, "", &deny_posts))
+        .await
+        .expect(403, "request_rule_denied");
+    let deny_other = b64(
+        r#"{"rule_type":"json_match","rule_body":{"when":{"provider_id":"someone-else"},"effect":"deny"}}"#,
+    );
+    env.send(signed_with(&app.key, &body, "", &deny_other))
+        .await
+        .ok();
+    let unknown =
+        b64(r#"{"rule_type":"json_match","rule_body":{"when":{"url":"x"},"effect":"deny"}}"#);
+    env.send(signed_with(&app.key, &body, "", &unknown))
+        .await
+        .expect(400, "invalid_request_rule");
 }
 
 fn signed_constrained(key: &str, body: &[u8], constraints: &str) -> portcullis::ApiRequest {

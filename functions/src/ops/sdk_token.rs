@@ -151,6 +151,16 @@ impl Operation for Op {
             }
             _ => {}
         }
+        if let Some(rule) = &call.caller.request_rule {
+            let facts = portcullis::rule::Facts {
+                method: None,
+                provider_id: &provider_of(&grant),
+                grant_id: &grant.grant_id.to_string(),
+            };
+            if rule.denies(&facts) {
+                return Err(portcullis::rule::denied());
+            }
+        }
         let secret =
             grants::secret_of(ctx, &grant, items.get_mut(1).and_then(Option::take)).await?;
         let secret = secret.ok_or_else(|| {

@@ -102,8 +102,19 @@ fn main() {
         let token = app.token_body(&app.grant_id);
         let report = json!({"grant_id": app.grant_id, "method": "GET", "url": "http://127.0.0.1/x", "response_status": 200, "response_body": "ok"});
         let ms_grant = format!("/sdk/managed-secrets/{}/grants", app.secret_id);
+        // An agent holding a grant of the same secret, and a key under a (generous) rate limit.
+        let slug = app.org.op(env, "GET", &format!("/v1/apps/{}/secrets/{}", app.app_id, app.secret_id), Value::Null).await.body["slug"].clone();
+        let agent = app.sdk(env, "POST", "/sdk/agents", json!({"name": "bench-agent", "scopes": {"managed_secret_slugs": [slug]}})).await.body;
+        let agent_key = agent["api_key"].as_str().expect("agent key").to_string();
+        let agent_grant = app.org.op(env, "POST", &format!("/v1/apps/{}/secrets/{}/grants", app.app_id, app.secret_id),
+            json!({"principal": {"type": "agent", "agent_id": agent["id"]}})).await.body["grant_id"].as_str().expect("grant").to_string();
+        let agent_token = app.token_body(&agent_grant);
+        let limited = app.org.op(env, "POST", &format!("/v1/apps/{}/keys", app.app_id), json!({"name": "limited", "rate_limit_rpm": 100000})).await.body["api_key"]
+            .as_str().expect("limited key").to_string();
         let rows = vec![
             measure(env, "POST /sdk/token", n, || sign(&app.key, "POST", "/sdk/token", &token)).await,
+            measure(env, "POST /sdk/token (agent key)", n, || sign(&agent_key, "POST", "/sdk/token", &agent_token)).await,
+            measure(env, "POST /sdk/token (rate-limited key)", n, || sign(&limited, "POST", "/sdk/token", &token)).await,
             measure(env, "POST /sdk/grants/list", n, || sign(&app.key, "POST", "/sdk/grants/list", &json!({"limit": 10}))).await,
             measure(env, "POST /sdk/oauth/audit/api-call", n, || sign(&app.key, "POST", "/sdk/oauth/audit/api-call", &report)).await,
             measure(env, "GET /sdk/scopes", n, || sign(&app.key, "GET", "/sdk/scopes", &Value::Null)).await,
