@@ -46,6 +46,14 @@ enum Command {
     },
     /// Show the caller's organisation and membership.
     Org,
+    /// Change the organisation's settings (owners).
+    OrgSettings {
+        #[arg(long)]
+        name: Option<String>,
+        /// Longest life of a derived key, 1 to 720 hours (default 24).
+        #[arg(long)]
+        max_derived_key_ttl_hours: Option<u32>,
+    },
     /// Organisation members.
     #[command(subcommand)]
     Members(Members),
@@ -273,6 +281,14 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
     Ok(match command {
         Command::Bootstrap { .. } => unreachable!("handled separately"),
         Command::Org => ("GET", "/v1/org".into(), None),
+        Command::OrgSettings {
+            name,
+            max_derived_key_ttl_hours,
+        } => (
+            "PATCH",
+            "/v1/org".into(),
+            Some(json!({"name": name, "max_derived_key_ttl_hours": max_derived_key_ttl_hours})),
+        ),
         Command::Members(m) => match m {
             Members::List => ("GET", "/v1/org/members".into(), None),
             Members::Add { email, role } => (

@@ -52,6 +52,7 @@ routes! {
     // Operator API: organisation.
     POST "/v1/bootstrap" => op_bootstrap,
     GET "/v1/org" => op_org_get,
+    PATCH "/v1/org" => op_org_update,
     GET "/v1/org/audit" => op_org_audit_query,
     GET "/v1/org/members" => op_members_list,
     POST "/v1/org/members" => op_member_create,

@@ -18,6 +18,7 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
         "authorised by the root secret, creates a new organisation",
     ),
     ("op_org_get", "answers the caller's own organisation"),
+    ("op_org_update", "changes the caller's own organisation"),
     (
         "op_org_audit_query",
         "reads the caller's own organisation partition",

@@ -319,3 +319,46 @@ async fn rate_limits_refuse_with_headers_and_count_nothing_refused() {
     let row = &app.audit(env, "outcome=denied").await[0];
     assert_eq!(row["error_code"], "rate_limit_exceeded");
 }
+
+#[tokio::test]
+async fn the_organisation_caps_derived_key_life() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let r = app
+        .org
+        .op(
+            env,
+            "PATCH",
+            "/v1/org",
+            json!({"max_derived_key_ttl_hours": 1}),
+        )
+        .await;
+    assert_eq!(r.ok()["org"]["max_derived_key_ttl_hours"], 1);
+    app.org
+        .op(
+            env,
+            "PATCH",
+            "/v1/org",
+            json!({"max_derived_key_ttl_hours": 0}),
+        )
+        .await
+        .expect(422, "validation_error");
+    let d = app
+        .sdk(
+            env,
+            "POST",
+            "/sdk/keys/derive",
+            json!({"scopes": ["tokens:retrieve"], "expires_in": 7200}),
+        )
+        .await;
+    let expires = time::OffsetDateTime::parse(
+        d.body["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        expires <= time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        "{}",
+        d.body
+    );
+}

@@ -44,6 +44,7 @@ pub mod op_my_key_revoke;
 pub mod op_my_keys_list;
 pub mod op_org_audit_query;
 pub mod op_org_get;
+pub mod op_org_update;
 
 pub mod op_app_create;
 pub mod op_app_get;

@@ -70,6 +70,7 @@ async fn run(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         org_id: Uuid::new_v4(),
         name: validate::name("org_name", &body.org_name, 100)?,
         created_at: now,
+        max_derived_key_ttl_hours: None,
     };
     let (member, key, mut writes) = orgs::new_member(
         org.org_id,
@@ -104,7 +105,7 @@ async fn run(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::json(
         http::StatusCode::CREATED,
         &json!({
-            "org": { "id": org.org_id, "name": org.name, "created_at": rfc3339(org.created_at) },
+            "org": org.view(),
             "member": views::member(&member),
             "operator_key": views::minted_key(&key.record, &key.plaintext),
         }),

@@ -1,7 +1,7 @@
 //! `GET /v1/org`: the caller's organisation and who is calling.
 
 use super::common::record;
-use portcullis::model::{Org, rfc3339};
+use portcullis::model::Org;
 use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
 use portcullis::store::{Item, keys};
 use portcullis::{ApiError, ApiResponse, Ctx, views};
@@ -30,7 +30,7 @@ impl Operation for Op {
             .as_ref()
             .expect("operator calls have a member");
         Ok(Outcome::respond(ApiResponse::ok(&json!({
-            "org": { "id": org.org_id, "name": org.name, "created_at": rfc3339(org.created_at) },
+            "org": org.view(),
             "me": views::member(member),
             "key": views::key(&call.caller.key),
         }))))

@@ -1,20 +1,19 @@
 //! `POST /sdk/keys/derive`: a short-lived `alter_dk_…` key from the caller's key. Its scopes
 //! are a subset of the caller's (`keys:derive` is never passed on), its life is capped by the
-//! caller's and by 24 hours, its CIDR allowlist lies inside the caller's (inherited if none is
+//! caller's and by the organisation's maximum (default 24 hours), its CIDR allowlist lies inside the caller's (inherited if none is
 //! given). It stops the moment its parent is revoked, expires or is rotated away.
 
+use super::common::record;
 use portcullis::apikey::KeyType;
 use portcullis::cidr::{self, Cidr};
+use portcullis::model::{App, Org};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::{keys as key_service, validate};
-use portcullis::store::Item;
+use portcullis::store::{Item, keys};
 use portcullis::{ApiError, ApiResponse, Ctx, scopes, views};
 use serde::Deserialize;
 use serde_json::json;
 use time::Duration;
-
-/// The longest life of a derived key.
-const MAX_TTL: Duration = Duration::hours(24);
 
 #[derive(Deserialize)]
 pub struct Body {
@@ -33,7 +32,7 @@ impl Operation for Op {
     type Body = Body;
 
     async fn run(
-        _: &Ctx,
+        ctx: &Ctx,
         call: &mut Call<'_>,
         body: Body,
         _: Vec<Option<Item>>,
@@ -67,7 +66,13 @@ impl Operation for Op {
                 "`expires_in` must be a positive number of seconds",
             ));
         }
-        let mut expires_at = call.now + Duration::seconds(body.expires_in).min(MAX_TTL);
+        // The organisation's cap (default 24 h): read only here, off the runtime path.
+        let app: App = record(ctx.store.get(&keys::app(call.caller.app()), true).await?)?
+            .ok_or_else(ApiError::internal)?;
+        let org: Org = record(ctx.store.get(&keys::org(app.org_id), true).await?)?
+            .ok_or_else(ApiError::internal)?;
+        let max_ttl = Duration::hours(i64::from(org.max_derived_key_ttl_hours()));
+        let mut expires_at = call.now + Duration::seconds(body.expires_in).min(max_ttl);
         if let Some(parent_end) = parent.expires_at {
             expires_at = expires_at.min(parent_end);
         }

@@ -8,6 +8,27 @@ pub struct Org {
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Longest life of a derived key in this organisation's apps (default 24 h).
+    #[serde(default)]
+    pub max_derived_key_ttl_hours: Option<u32>,
+}
+
+pub const DEFAULT_MAX_DERIVED_KEY_TTL_HOURS: u32 = 24;
+
+impl Org {
+    pub fn max_derived_key_ttl_hours(&self) -> u32 {
+        self.max_derived_key_ttl_hours
+            .unwrap_or(DEFAULT_MAX_DERIVED_KEY_TTL_HOURS)
+    }
+
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.org_id,
+            "name": self.name,
+            "created_at": super::rfc3339(self.created_at),
+            "max_derived_key_ttl_hours": self.max_derived_key_ttl_hours(),
+        })
+    }
 }
 
 /// What a member may do through the operator API.
