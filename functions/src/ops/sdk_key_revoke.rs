@@ -2,7 +2,7 @@
 //! from it stop with it. The last active key of a managed agent needs `force=true`.
 
 use super::common::record;
-use portcullis::model::{Agent, KeyOwner, KeyRecord};
+use portcullis::model::Agent;
 use portcullis::pipeline::{Access, Call, Empty, Operation, Outcome, Surface};
 use portcullis::service::agents;
 use portcullis::service::keys::{self as key_service, key_not_found};
@@ -19,10 +19,7 @@ impl Operation for Op {
     type Body = Empty;
 
     fn prefetch(_: &Ctx, req: &ApiRequest, _: &Empty, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, req.uuid_param("key_id", key_not_found())) {
-            (Some(app), Ok(id)) => vec![keys::app_key(app, id)],
-            _ => Vec::new(),
-        }
+        key_service::prefetch_app_key(req, app)
     }
 
     async fn run(
@@ -31,13 +28,8 @@ impl Operation for Op {
         _: Empty,
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
-        let key_id = call.req.uuid_param("key_id", key_not_found())?;
-        call.audit.resource_type = Some("key".into());
-        call.audit.resource_id = Some(key_id.to_string());
         let app = call.caller.app();
-        let mut key: KeyRecord = record(items.first_mut().and_then(Option::take))?
-            .filter(|k: &KeyRecord| k.owner == KeyOwner::App { app_id: app })
-            .ok_or_else(key_not_found)?;
+        let mut key = key_service::prefetched_app_key(call, app, &mut items)?;
         if key.revoked_at.is_some() {
             return Err(ApiError::conflict(
                 "key_revoked",

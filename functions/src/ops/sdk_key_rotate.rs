@@ -3,12 +3,10 @@
 //! `key_rotated_grace_expired`. Derived keys and per-agent keys are not rotated: derive or
 //! mint a new one instead.
 
-use super::common::record;
 use portcullis::apikey::KeyType;
-use portcullis::model::{KeyOwner, KeyRecord};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
-use portcullis::service::keys::{self as key_service, key_not_found};
-use portcullis::store::{Condition, Item, ItemKey, Write, keys};
+use portcullis::service::keys as key_service;
+use portcullis::store::{Condition, Item, ItemKey, Write};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde::Deserialize;
 use time::Duration;
@@ -28,10 +26,7 @@ impl Operation for Op {
     type Body = Body;
 
     fn prefetch(_: &Ctx, req: &ApiRequest, _: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, req.uuid_param("key_id", key_not_found())) {
-            (Some(app), Ok(id)) => vec![keys::app_key(app, id)],
-            _ => Vec::new(),
-        }
+        key_service::prefetch_app_key(req, app)
     }
 
     async fn run(
@@ -40,13 +35,8 @@ impl Operation for Op {
         body: Body,
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
-        let key_id = call.req.uuid_param("key_id", key_not_found())?;
-        call.audit.resource_type = Some("key".into());
-        call.audit.resource_id = Some(key_id.to_string());
         let app = call.caller.app();
-        let mut old: KeyRecord = record(items.first_mut().and_then(Option::take))?
-            .filter(|k: &KeyRecord| k.owner == KeyOwner::App { app_id: app })
-            .ok_or_else(key_not_found)?;
+        let mut old = key_service::prefetched_app_key(call, app, &mut items)?;
         let overlap = body.overlap_days.unwrap_or(7);
         if !(0..=30).contains(&overlap) {
             return Err(ApiError::validation(

@@ -157,6 +157,25 @@ pub fn prefetch_app_key(req: &crate::ApiRequest, app: Option<Uuid>) -> Vec<ItemK
     }
 }
 
+/// The key named by `{key_id}`, prefetched by `prefetch_app_key`: any key of the app (app,
+/// agent or derived), or `key_not_found`. Records the key as the audited resource.
+pub fn prefetched_app_key(
+    call: &mut crate::pipeline::Call<'_>,
+    app: Uuid,
+    items: &mut [Option<Item>],
+) -> Result<KeyRecord, ApiError> {
+    let key_id = call.req.uuid_param("key_id", key_not_found())?;
+    call.audit.resource_type = Some("key".into());
+    call.audit.resource_id = Some(key_id.to_string());
+    items
+        .first_mut()
+        .and_then(Option::take)
+        .map(crate::store::from_item)
+        .transpose()?
+        .filter(|k: &KeyRecord| k.owner == KeyOwner::App { app_id: app })
+        .ok_or_else(key_not_found)
+}
+
 /// Applies a lifecycle change to the prefetched key record and answers its new state.
 pub fn change_app_key(
     call: &mut crate::pipeline::Call<'_>,
