@@ -473,3 +473,34 @@ async fn an_app_key_can_act_as_one_of_its_agents_for_attribution() {
         .await;
     assert_eq!(a.headers["x-alter-actor-id"], b.headers["x-alter-actor-id"]);
 }
+
+#[tokio::test]
+async fn grants_go_only_to_agents_that_exist() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let path = format!("/v1/apps/{}/secrets/{}/grants", app.app_id, app.secret_id);
+    let to = |agent_id: String| {
+        app.org.op(
+            env,
+            "POST",
+            &path,
+            json!({"principal": {"type": "agent", "agent_id": agent_id}}),
+        )
+    };
+    to(uuid::Uuid::new_v4().to_string())
+        .await
+        .expect(404, "agent_not_found");
+    let agent = create(env, &app, "granted", &[]).await;
+    let id = agent["id"].as_str().unwrap().to_string();
+    assert_eq!(to(id.clone()).await.status, 201);
+    app.sdk(env, "DELETE", &format!("/sdk/agents/{id}"), Value::Null)
+        .await
+        .ok();
+    to(id).await.expect(404, "agent_not_found");
+    // Another app's agent is as unknown as a random one.
+    let other = app_fixture().await;
+    let foreign = create(env, &other, "foreign-granted", &[]).await;
+    to(foreign["id"].as_str().unwrap().to_string())
+        .await
+        .expect(404, "agent_not_found");
+}

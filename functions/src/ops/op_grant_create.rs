@@ -2,11 +2,11 @@
 //! (`system`), a user (by app user ID) or an agent.
 
 use super::common::{app_in_path, future_time, record};
-use portcullis::model::{ManagedSecret, Principal};
+use portcullis::model::{Agent, AgentStatus, ManagedSecret, Principal};
 use portcullis::pipeline::{ADMINS, Access, Call, Operation, Outcome, Surface};
 use portcullis::service::secrets::{prefetch_secret, secret_not_found};
-use portcullis::service::{grants, validate};
-use portcullis::store::{Item, ItemKey};
+use portcullis::service::{agents, grants, validate};
+use portcullis::store::{Item, ItemKey, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -58,8 +58,18 @@ impl Operation for Op {
         app_in_path(req)
     }
 
-    fn prefetch(_: &Ctx, req: &ApiRequest, _: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        prefetch_secret(req, app)
+    fn prefetch(_: &Ctx, req: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        let mut reads = prefetch_secret(req, app);
+        // A grant to an agent needs the agent: read it in the same round trip.
+        let agent = body
+            .principal
+            .agent_id
+            .as_deref()
+            .and_then(|a| Uuid::parse_str(a).ok());
+        if let (Some(app), Some(agent), false) = (app, agent, reads.is_empty()) {
+            reads.push(keys::agent(app, agent));
+        }
+        reads
     }
 
     async fn run(
@@ -71,9 +81,16 @@ impl Operation for Op {
         call.req.uuid_param("secret_id", secret_not_found())?;
         let secret: ManagedSecret =
             record(items.first_mut().and_then(Option::take))?.ok_or_else(secret_not_found)?;
+        let principal = principal(body.principal)?;
+        if let Principal::Agent { .. } = principal {
+            let agent: Option<Agent> = record(items.get_mut(1).and_then(Option::take))?;
+            if !agent.is_some_and(|a| a.status != AgentStatus::Revoked) {
+                return Err(agents::agent_not_found());
+            }
+        }
         let grant = grants::new_managed_secret_grant(
             &secret,
-            principal(body.principal)?,
+            principal,
             validate::label(body.label.as_deref())?,
             body.grant_policy.map(Value::Object),
             future_time("expires_at", body.expires_at.as_deref(), call.now)?,
