@@ -4,28 +4,6 @@
 use portcullis_tests::*;
 use serde_json::{Value, json};
 
-async fn key_id(env: &Env, app: &TestApp, key: &str) -> String {
-    let r = app
-        .org
-        .op(
-            env,
-            "GET",
-            &format!("/v1/apps/{}/keys", app.app_id),
-            Value::Null,
-        )
-        .await;
-    let prefix: String = key.chars().take(14).collect();
-    r.ok()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["key_prefix"] == prefix.as_str())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn derived_keys_are_narrower_shorter_and_die_with_their_parent() {
     let env = env().await;
@@ -85,7 +63,7 @@ async fn derived_keys_are_narrower_shorter_and_die_with_their_parent() {
     .await
     .expect(400, "constraint_not_narrowing");
     // Revoking the parent stops the derived key at once.
-    let parent_id = key_id(env, &app, &parent).await;
+    let parent_id = app.key_id(env, &parent).await;
     app.sdk(
         env,
         "DELETE",
@@ -104,7 +82,7 @@ async fn rotation_keeps_the_old_key_for_the_overlap() {
     let env = env().await;
     let app = app_fixture().await;
     let old = app.org.app_key(env, &app.app_id, None).await;
-    let old_id = key_id(env, &app, &old).await;
+    let old_id = app.key_id(env, &old).await;
     let r = app
         .sdk(
             env,
@@ -131,7 +109,7 @@ async fn rotation_keeps_the_old_key_for_the_overlap() {
     .expect(409, "key_already_rotated");
     // Zero overlap: the old key is done at once, with its own code.
     let other = app.org.app_key(env, &app.app_id, None).await;
-    let other_id = key_id(env, &app, &other).await;
+    let other_id = app.key_id(env, &other).await;
     app.sdk(
         env,
         "POST",
@@ -157,7 +135,7 @@ async fn revocation_through_the_sdk_is_final() {
     let env = env().await;
     let app = app_fixture().await;
     let victim = app.org.app_key(env, &app.app_id, None).await;
-    let id = key_id(env, &app, &victim).await;
+    let id = app.key_id(env, &victim).await;
     let r = app
         .sdk(env, "DELETE", &format!("/sdk/keys/{id}"), Value::Null)
         .await;

@@ -103,7 +103,7 @@ async fn api_key_and_basic_templates_inject_their_own_way() {
 async fn key_lifecycle_as_the_sdk_sees_it() {
     let env = env().await;
     let app = app_fixture().await;
-    let key_id = key_id_of(env, &app).await;
+    let key_id = app.key_id(env, &app.key).await;
     let base = format!("/v1/apps/{}/keys/{key_id}", app.app_id);
     app.org
         .op(env, "POST", &format!("{base}/deprecate"), Value::Null)
@@ -135,33 +135,11 @@ async fn key_lifecycle_as_the_sdk_sees_it() {
         .expect(409, "key_revoked");
 }
 
-async fn key_id_of(env: &Env, app: &TestApp) -> String {
-    let keys = app
-        .org
-        .op(
-            env,
-            "GET",
-            &format!("/v1/apps/{}/keys", app.app_id),
-            Value::Null,
-        )
-        .await;
-    let prefix: String = app.key.chars().take(14).collect();
-    keys.ok()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["key_prefix"] == prefix.as_str())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn an_expired_key_is_refused() {
     let env = env().await;
     let app = app_fixture().await;
-    let key_id = key_id_of(env, &app).await;
+    let key_id = app.key_id(env, &app.key).await;
     backdate(
         env,
         keys::app_key(uuid(&app.app_id), uuid(&key_id)),

@@ -277,6 +277,26 @@ impl TestApp {
         env.signed(&self.key, method, target, body).await
     }
 
+    /// The ID of one of this app's keys, found by its prefix in the operator listing.
+    pub async fn key_id(&self, env: &Env, key: &str) -> String {
+        let keys = self
+            .org
+            .op(
+                env,
+                "GET",
+                &format!("/v1/apps/{}/keys", self.app_id),
+                Value::Null,
+            )
+            .await;
+        let prefix: String = key.chars().take(14).collect();
+        let items = keys.ok()["items"].as_array().expect("items").clone();
+        let found = items
+            .iter()
+            .find(|k| k["key_prefix"] == prefix.as_str())
+            .expect("the key is listed");
+        found["id"].as_str().expect("id").to_string()
+    }
+
     pub fn token_body(&self, grant_id: &str) -> Value {
         json!({"grant_id": grant_id, "reason": null, "request": {"method": "GET", "url": "http://127.0.0.1:9/x"}})
     }
