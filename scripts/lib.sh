@@ -38,6 +38,18 @@ ensure_venv() {
   echo "$stamp" > "$dir/.stamp"
 }
 
+# ensure_npm DIR: DIR/node_modules exactly as DIR/package-lock.json pins it; reinstalled
+# only when the lock file changes.
+ensure_npm() {
+  local dir="$ROOT/$1" stamp
+  command -v node >/dev/null || die "Node.js 20 or later is needed for $1 (Debian: apt-get install nodejs npm)"
+  stamp=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
+  [ "$(cat "$dir/node_modules/.stamp" 2>/dev/null)" = "$stamp" ] && return 0
+  log "installing $1 (pinned in $1/package-lock.json)"
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$stamp" > "$dir/node_modules/.stamp"
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_for_port() {

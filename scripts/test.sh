@@ -7,6 +7,7 @@ cd "$ROOT"
 
 ensure_venv moto "$ROOT/scripts/requirements/moto.txt"
 ensure_venv sdk "$ROOT/scripts/requirements/sdk.txt"
+ensure_npm tests/oauth-provider
 
 started_moto=
 if ! port_open "$MOTO_PORT"; then started_moto=1; fi

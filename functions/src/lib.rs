@@ -6,3 +6,4 @@ pub mod lambda;
 pub mod local;
 pub mod ops;
 pub mod routes;
+pub mod web;

@@ -20,6 +20,9 @@ pub struct Config {
     pub signature_window: Duration,
     /// Where the root secret comes from: a literal (local runs) or a Secrets Manager ARN.
     pub root_secret: RootSecretSource,
+    /// The base URL browsers and providers reach this deployment at (Connect links and the
+    /// OAuth redirect URI), e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/prod`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone)]
@@ -58,6 +61,7 @@ impl Config {
                     .unwrap_or(300),
             ),
             root_secret,
+            public_url: var("PORTCULLIS_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
         }
     }
 }
@@ -112,6 +116,14 @@ impl Ctx {
             directory: Mutex::new(HashMap::new()),
             grant_secret: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The public base URL (`PORTCULLIS_PUBLIC_URL`); Connect cannot work without it.
+    pub fn public_url(&self) -> Result<&str, ApiError> {
+        self.config.public_url.as_deref().ok_or_else(|| {
+            tracing::error!("PORTCULLIS_PUBLIC_URL is not set: Connect links cannot be made");
+            ApiError::unavailable("this deployment has no public URL configured for Connect")
+        })
     }
 
     pub fn cached_directory(&self, key_hash: &str) -> Option<DirectoryEntry> {

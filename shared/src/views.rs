@@ -94,7 +94,64 @@ pub fn grant(g: &Grant, now: OffsetDateTime) -> Value {
             "credential_kind": "developer",
             "credential_label": Value::Null,
         }),
+        GrantKind::OAuth {
+            provider_id,
+            scopes,
+            account_identifier,
+            account_display_name,
+            api_base_url,
+            ..
+        } => json!({
+            "grant_kind": "oauth",
+            "grant_id": g.grant_id,
+            "provider_id": provider_id,
+            "scopes": scopes,
+            "account_identifier": account_identifier,
+            "account_display_name": account_display_name,
+            "api_base_url": api_base_url,
+            "status": g.status_at(now),
+            "scope_mismatch": g.scope_mismatch,
+            "needs_reconnect": g.needs_reconnect,
+            "expires_at": Value::Null,
+            "grant_expires_at": t(g.expires_at),
+            "created_at": rfc3339(g.created_at),
+            "last_used_at": t(g.last_used_at),
+            "principal_type": g.principal.kind(),
+            "app_user_id": match &g.principal { crate::model::Principal::User { app_user_id } => json!(app_user_id), _ => Value::Null },
+            "access_via": "ownership",
+            "delegated_at": Value::Null,
+            "delegated_agent_ids": [],
+            "label": g.label,
+            "credential_id": Value::Null,
+            "grant_policy": g.grant_policy,
+            "parent_grant_id": Value::Null,
+            "depth": 0,
+            "delegable": false,
+            "scope_constraint": Value::Null,
+        }),
     }
+}
+
+/// An app's provider configuration; the client secret never leaves the store.
+pub fn provider_config(c: &crate::model::ProviderConfig, redirect_uri: &str) -> Value {
+    let name = c
+        .custom
+        .as_ref()
+        .map(|d| d.name.clone())
+        .or_else(|| crate::providers::find(&c.provider_id).map(|d| d.name.clone()));
+    json!({
+        "provider_id": c.provider_id,
+        "name": name,
+        "client_id": c.client_id,
+        "client_secret_set": true,
+        "scopes": c.scopes,
+        "allowed_scopes": c.allowed_scopes,
+        "redirect_uri": redirect_uri,
+        "url_params": c.url_params,
+        "custom": c.custom,
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+    })
 }
 
 pub fn member(m: &Member) -> Value {

@@ -31,6 +31,50 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
     ("op_my_keys_list", "lists the caller's own keys"),
     ("op_my_key_create", "creates for the caller"),
     ("op_app_create", "creates in the caller's own organisation"),
+    (
+        "sdk_provider_catalog",
+        "the catalogue plus the caller's own app's providers",
+    ),
+    (
+        "sdk_provider_specs_list",
+        "the catalogue is the same for every app",
+    ),
+    (
+        "sdk_provider_spec_get",
+        "the catalogue is the same for every app",
+    ),
+    (
+        "sdk_provider_spec_operations",
+        "the catalogue is the same for every app",
+    ),
+    (
+        "sdk_provider_spec_operation",
+        "the catalogue is the same for every app",
+    ),
+    (
+        "sdk_connect_session_create",
+        "creates in the caller's own app, from its own providers",
+    ),
+    (
+        "web_connect_page",
+        "a static page; the session token in its fragment never reaches the server",
+    ),
+    (
+        "web_connect_describe",
+        "keyless: the session token is the credential and names its app",
+    ),
+    (
+        "web_connect_authorize",
+        "keyless: the session token is the credential and names its app",
+    ),
+    (
+        "web_connect_cancel",
+        "keyless: the session token is the credential and names its app",
+    ),
+    (
+        "web_oauth_callback",
+        "keyless: `state` is the credential and names its app",
+    ),
 ];
 
 /// Routes walked below.
@@ -50,6 +94,13 @@ const WALKED: &[&str] = &[
     "sdk_audit_api_call",
     "sdk_grants_list",
     "sdk_managed_secret_grant_create",
+    "sdk_grant_revoke",
+    "sdk_grant_report_scope_mismatch",
+    "sdk_connect_session_poll",
+    "op_providers_list",
+    "op_provider_get",
+    "op_provider_put",
+    "op_provider_delete",
     "op_apps_list",
     "op_member_remove",
     "op_my_key_revoke",
@@ -138,6 +189,72 @@ async fn sdk_routes_answer_a_foreign_app_like_a_missing_one() {
         .await,
     );
 
+    for tail in ["oauth/grants/{}/revoke", "grants/{}/report-scope-mismatch"] {
+        let path = |g: &str| format!("/sdk/{}", tail.replace("{}", g));
+        same(
+            &b.sdk(env, "POST", &path(&a.grant_id), json!({})).await,
+            &b.sdk(env, "POST", &path(&random), json!({})).await,
+        );
+    }
+
+    // A Connect session of A, polled by B, is as unknown as a made-up one.
+    a.org
+        .op(
+            env,
+            "PUT",
+            &format!("/v1/apps/{}/providers/github", a.app_id),
+            json!({"client_id": "cid", "client_secret": "cs", "scopes": ["repo"]}),
+        )
+        .await
+        .ok();
+    let session = a
+        .sdk(
+            env,
+            "POST",
+            "/sdk/oauth/connect/session",
+            json!({"allowed_providers": ["github"]}),
+        )
+        .await
+        .ok()["session_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let poll = |t: &str| json!({"session_token": t});
+    let made_up = format!("cs_{}_{}", a.app_id.replace('-', ""), "0".repeat(43));
+    let (foreign, missing) = (
+        b.sdk(
+            env,
+            "POST",
+            "/sdk/oauth/connect/session/poll",
+            poll(&session),
+        )
+        .await,
+        b.sdk(
+            env,
+            "POST",
+            "/sdk/oauth/connect/session/poll",
+            poll(&made_up),
+        )
+        .await,
+    );
+    assert_eq!(foreign.body["status"], "expired", "{}", foreign.body);
+    assert_eq!(
+        (foreign.status, &foreign.body),
+        (missing.status, &missing.body)
+    );
+    assert_eq!(
+        a.sdk(
+            env,
+            "POST",
+            "/sdk/oauth/connect/session/poll",
+            poll(&session)
+        )
+        .await
+        .ok()["status"],
+        "pending",
+        "A's session is untouched"
+    );
+
     let listed = b
         .sdk(env, "POST", "/sdk/grants/list", json!({}))
         .await
@@ -186,6 +303,14 @@ fn app_routes(a: &TestApp) -> Vec<(&'static str, String, Value)> {
         ),
         ("GET", "/grants".into(), Value::Null),
         ("DELETE", format!("/grants/{g}"), Value::Null),
+        ("GET", "/providers".into(), Value::Null),
+        ("GET", "/providers/github".into(), Value::Null),
+        (
+            "PUT",
+            "/providers/github".into(),
+            json!({"client_id": "cid", "client_secret": "cs"}),
+        ),
+        ("DELETE", "/providers/github".into(), Value::Null),
         ("GET", "/audit".into(), Value::Null),
     ]
 }

@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
+pub mod oauth;
+
+/// Where the in-process stack says it lives (Connect links, the OAuth redirect URI).
+pub const PUBLIC_URL: &str = "http://portcullis.test";
+
 pub const ROOT_SECRET: &str = "test-root-secret-for-the-suite-0123456789";
 
 pub struct Env {
@@ -39,6 +44,7 @@ pub async fn env() -> &'static Env {
             kms_key_id: "alias/portcullis".into(),
             signature_window: std::time::Duration::from_secs(300),
             root_secret: RootSecretSource::Literal(ROOT_SECRET.to_string().into()),
+            public_url: Some(PUBLIC_URL.to_string()),
         };
         let ctx = Ctx::new(config, &portcullis::context::aws_config().await);
         portcullis::setup::ensure(&ctx)

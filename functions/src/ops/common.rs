@@ -85,3 +85,22 @@ pub fn app_of(call: &portcullis::pipeline::Call<'_>) -> uuid::Uuid {
         .app_id
         .expect("app-scoped operator calls carry their app")
 }
+
+/// An agent's own key reaches only the grants bound to that agent; anything else reads as
+/// missing.
+pub fn reachable(
+    call: &portcullis::pipeline::Call<'_>,
+    grant: &portcullis::model::Grant,
+) -> Result<(), ApiError> {
+    match call.caller.agent_key_owner() {
+        Some(agent)
+            if grant.principal
+                != (portcullis::model::Principal::Agent {
+                    agent_id: agent.agent_id,
+                }) =>
+        {
+            Err(portcullis::service::grants::grant_not_found())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,5 +1,5 @@
 //! `DELETE /v1/apps/{app_id}/grants/{grant_id}`: revoke a grant; the next token call on it
-//! answers `grant_revoked`.
+//! answers `grant_revoked`. OAuth tokens are erased and revoked at the provider.
 
 use super::common::{app_in_path, record};
 use portcullis::model::Grant;
@@ -29,7 +29,7 @@ impl Operation for Op {
     }
 
     async fn run(
-        _: &Ctx,
+        ctx: &Ctx,
         call: &mut Call<'_>,
         _: Empty,
         mut items: Vec<Option<Item>>,
@@ -45,12 +45,13 @@ impl Operation for Op {
                 &grant, call.now,
             ))));
         }
-        let write = grants::revoke_write(&grant, call.now);
+        let (writes, provider) = grants::revoke(ctx, &grant, call.now).await?;
+        call.audit.detail = provider.map(|p| serde_json::json!({ "provider_revocation": p }));
         grant.status = portcullis::model::GrantStatus::Revoked;
         grant.revoked_at = Some(call.now);
         Ok(Outcome::with_writes(
             ApiResponse::ok(&views::grant(&grant, call.now)),
-            vec![write],
+            writes,
             grant_not_found(),
         ))
     }

@@ -2,11 +2,12 @@
 //! retrieved credential (spec §7.2), kept as the detail of an audit row.
 
 use super::common::record;
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
-use portcullis::model::{Grant, SecretValue};
+use portcullis::model::{Grant, GrantKind, SecretValue, rfc3339};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::{grants, secrets};
-use portcullis::store::{Item, ItemKey};
+use portcullis::store::{Item, ItemKey, Write, from_item, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -44,7 +45,7 @@ impl Operation for Op {
 
     fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
         match (app, Uuid::parse_str(&body.grant_id)) {
-            (Some(app), Ok(grant_id)) => grants::prefetch_with_secret(ctx, app, grant_id),
+            (Some(app), Ok(grant_id)) => grants::prefetch_credential(ctx, app, grant_id),
             _ => Vec::new(),
         }
     }
@@ -60,14 +61,7 @@ impl Operation for Op {
         // Only grants of this app can be reported on: another app's reads as missing.
         let grant: Grant = record(items.first_mut().and_then(Option::take))?
             .ok_or_else(grants::grant_not_found)?;
-        if let Some(agent) = call.caller.agent_key_owner()
-            && grant.principal
-                != (portcullis::model::Principal::Agent {
-                    agent_id: agent.agent_id,
-                })
-        {
-            return Err(grants::grant_not_found());
-        }
+        super::common::reachable(call, &grant)?;
         // Providers may echo the credential back (introspection, debug endpoints): whatever the
         // SDK reports is scrubbed of the grant's own secret before it is stored.
         let redact =
@@ -104,9 +98,41 @@ impl Operation for Op {
             Value::Object(m) => m,
             _ => Map::new(),
         };
+        if body.response_status == 401 {
+            stale_on_unauthorized(ctx, &grant, body.token_generation.as_deref()).await;
+        }
         Ok(Outcome::respond(ApiResponse::empty(
             http::StatusCode::NO_CONTENT,
         )))
+    }
+}
+
+/// The provider refused the token it was given: if that token is still the grant's current
+/// one, mark it expired so the next token call refreshes it (for providers whose tokens carry
+/// no expiry, this is the only way to learn that they ended).
+async fn stale_on_unauthorized(ctx: &Ctx, grant: &Grant, generation: Option<&str>) {
+    let (GrantKind::OAuth { .. }, Some(generation)) = (&grant.kind, generation) else {
+        return;
+    };
+    let write = Write::Update {
+        key: keys::grant_tokens(grant.app_id, grant.grant_id),
+        update: "SET expires_at = :now".into(),
+        condition: Some("generation = :gen AND has_refresh_token = :t".into()),
+        names: Vec::new(),
+        values: vec![
+            (
+                ":now".into(),
+                AttributeValue::S(rfc3339(time::OffsetDateTime::now_utc())),
+            ),
+            (
+                ":gen".into(),
+                AttributeValue::S(generation.chars().take(64).collect()),
+            ),
+            (":t".into(), AttributeValue::Bool(true)),
+        ],
+    };
+    if ctx.store.transact(vec![write]).await.is_err() {
+        tracing::debug!("401 report did not match the current token; nothing to mark");
     }
 }
 
@@ -116,18 +142,24 @@ async fn credential_strings(
     grant: &Grant,
     prefetched: Option<Item>,
 ) -> Result<Vec<String>, ApiError> {
-    let secret = grants::secret_of(ctx, grant, prefetched).await?;
-    let Some(secret) = secret else {
-        return Ok(Vec::new());
-    };
-    let value = secrets::open(ctx, &secret).await?;
-    let mut out = match &value {
-        SecretValue::Token { token } => vec![token.clone()],
-        SecretValue::ApiKey { api_key } => vec![api_key.clone()],
-        SecretValue::Basic { username, password } => vec![
-            password.clone(),
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
-        ],
+    let mut out = match &grant.kind {
+        GrantKind::OAuth { .. } => {
+            let set = match prefetched {
+                Some(item) => Some(from_item(item)?),
+                None => grants::tokens_of(ctx, grant).await?,
+            };
+            match set {
+                Some(set) => {
+                    let t = portcullis::oauth::tokens::open(ctx, &set).await?;
+                    [Some(t.access_token.clone()), t.refresh_token.clone()]
+                        .into_iter()
+                        .flatten()
+                        .collect()
+                }
+                None => Vec::new(),
+            }
+        }
+        GrantKind::ManagedSecret { .. } => managed_secret_strings(ctx, grant, prefetched).await?,
     };
     // Also as they would appear percent-encoded in a URL or form body.
     let encoded: Vec<String> = out
@@ -139,6 +171,26 @@ async fn credential_strings(
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+async fn managed_secret_strings(
+    ctx: &Ctx,
+    grant: &Grant,
+    prefetched: Option<Item>,
+) -> Result<Vec<String>, ApiError> {
+    let secret = grants::secret_of(ctx, grant, prefetched).await?;
+    let Some(secret) = secret else {
+        return Ok(Vec::new());
+    };
+    let value = secrets::open(ctx, &secret).await?;
+    Ok(match &value {
+        SecretValue::Token { token } => vec![token.clone()],
+        SecretValue::ApiKey { api_key } => vec![api_key.clone()],
+        SecretValue::Basic { username, password } => vec![
+            password.clone(),
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
+        ],
+    })
 }
 
 /// Replaces every occurrence of a credential string, in values and in keys.

@@ -1,18 +1,22 @@
 //! `POST /sdk/token`: retrieve mode. Resolves the grant, checks it may be used for this URL,
 //! and answers the credential with its injection rule (spec §7.1).
 //!
-//! Round trips on a warm instance: one read of key, grant and secret together, then one
-//! transaction with the nonce and the audit row.
+//! Round trips on a warm instance: one read of key, grant and its credential (the managed
+//! secret, or the OAuth token item) together, then one transaction with the nonce and the
+//! audit row. An OAuth token that would expire within a minute is refreshed first
+//! (`oauth::refresh`).
 
 use super::common::record;
 use portcullis::model::secret::host_allowed;
 use portcullis::model::{Grant, GrantKind, Principal};
+use portcullis::oauth::refresh;
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface, needs_touch};
 use portcullis::service::{grants, secrets, token};
-use portcullis::store::{Item, ItemKey, keys};
+use portcullis::store::{Item, ItemKey, from_item, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
 use serde_json::json;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Deserialize)]
@@ -49,7 +53,7 @@ impl Operation for Op {
 
     fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
         match (app, grant_id(body)) {
-            (Some(app), Some(grant_id)) => grants::prefetch_with_secret(ctx, app, grant_id),
+            (Some(app), Some(grant_id)) => grants::prefetch_credential(ctx, app, grant_id),
             _ => Vec::new(),
         }
     }
@@ -84,10 +88,10 @@ impl Operation for Op {
                     .ok_or_else(grants::grant_not_found)?
             }
             (None, Some(provider)) => {
-                if body.app_user_id.is_some() || body.account.is_some() {
+                if body.app_user_id.is_some() {
                     return Err(ApiError::not_found(
                         "grant_not_found",
-                        "grant for that user or account",
+                        "grant for that user",
                     ));
                 }
                 {
@@ -103,6 +107,7 @@ impl Operation for Op {
                         &principal,
                         provider,
                         body.label.as_deref(),
+                        body.account.as_deref(),
                         call.now,
                     )
                     .await?
@@ -126,7 +131,7 @@ impl Operation for Op {
             {
                 return Err(grants::grant_not_found());
             }
-            if !agent.allows_secret(&provider_of(&grant), call.now) {
+            if !agent.allows_secret(grant.kind.provider_id(), call.now) {
                 return Err(ApiError::forbidden(
                     "agent_scope_not_allowed",
                     "this agent's access set does not include that managed secret",
@@ -145,7 +150,7 @@ impl Operation for Op {
             "expired" => {
                 return Err(
                     ApiError::forbidden("grant_expired", "this grant has expired")
-                        .field("provider_id", json!(provider_of(&grant)))
+                        .field("provider_id", json!(grant.kind.provider_id()))
                         .field("grant_id", json!(grant.grant_id)),
                 );
             }
@@ -154,38 +159,42 @@ impl Operation for Op {
         if let Some(rule) = &call.caller.request_rule {
             let facts = portcullis::rule::Facts {
                 method: None,
-                provider_id: &provider_of(&grant),
+                provider_id: grant.kind.provider_id(),
                 grant_id: &grant.grant_id.to_string(),
             };
             if rule.denies(&facts) {
                 return Err(portcullis::rule::denied());
             }
         }
-        let secret =
-            grants::secret_of(ctx, &grant, items.get_mut(1).and_then(Option::take)).await?;
-        let secret = secret.ok_or_else(|| {
-            ApiError::forbidden(
-                "credential_revoked",
-                "the secret behind this grant was deleted",
-            )
-            .field("grant_id", json!(grant.grant_id))
-            .field("provider_id", json!(provider_of(&grant)))
-        })?;
-        if !host_allowed(&secret.allowed_hosts, &host) {
-            return Err(ApiError::new(
-                http::StatusCode::UNPROCESSABLE_ENTITY,
-                "blocked_destination",
-                format!(
-                    "this secret may not be sent to `{host}`; it is limited to its allowed hosts"
-                ),
-            )
-            .details(json!({ "host": host, "request_id": call.req.request_id })));
-        }
-        let value = secrets::open(ctx, &secret).await?;
-        let answer = token::answer(&grant, &secret, &value);
-        if answer.is_null() {
-            return Err(ApiError::internal());
-        }
+        let answer = match &grant.kind {
+            GrantKind::ManagedSecret { .. } => {
+                managed_secret_answer(
+                    ctx,
+                    call,
+                    &grant,
+                    items.get_mut(1).and_then(Option::take),
+                    &host,
+                )
+                .await?
+            }
+            GrantKind::OAuth { hosts, .. } => {
+                if !host_allowed(hosts, &host) {
+                    return Err(blocked(
+                        &host,
+                        call,
+                        "this provider's token may only be sent to its API hosts",
+                    ));
+                }
+                let prefetched = items.get_mut(1).and_then(Option::take);
+                let set = match prefetched {
+                    Some(item) => Some(from_item(item)?),
+                    None => grants::tokens_of(ctx, &grant).await?,
+                };
+                let set = set.ok_or_else(|| grants::credential_erased(&grant))?;
+                let fresh = refresh::fresh(ctx, &grant, set, call.now).await?;
+                token::oauth_answer(&grant, &fresh, OffsetDateTime::now_utc())
+            }
+        };
         let mut outcome =
             Outcome::respond(ApiResponse::ok(&answer).header("cache-control", "no-store"));
         if needs_touch(grant.last_used_at, call.now) {
@@ -195,12 +204,7 @@ impl Operation for Op {
     }
 }
 
-fn provider_of(grant: &Grant) -> String {
-    let GrantKind::ManagedSecret { slug, .. } = &grant.kind;
-    slug.clone()
-}
-
-fn no_identity_provider() -> ApiError {
+pub fn no_identity_provider() -> ApiError {
     ApiError::unauthorized(
         "jwt_validation_error",
         "this app has no identity provider configured, so user tokens cannot be verified",
@@ -216,13 +220,15 @@ async fn resolve_by_provider(
     principal: &Principal,
     provider: &str,
     label: Option<&str>,
+    account: Option<&str>,
     now: time::OffsetDateTime,
 ) -> Result<Grant, ApiError> {
     let (all, _) = grants::list(&ctx.store, app, Some(principal), 10_000).await?;
     let candidates: Vec<Grant> = all
         .into_iter()
-        .filter(|g| provider_of(g) == provider && g.status_at(now) == "active")
+        .filter(|g| g.kind.provider_id() == provider && g.status_at(now) == "active")
         .filter(|g| label.is_none_or(|l| g.label.as_deref() == Some(l)))
+        .filter(|g| account.is_none_or(|a| account_of(g) == Some(a)))
         .collect();
     match candidates.as_slice() {
         [] => Err(grants::grant_not_found().field("provider_id", json!(provider))),
@@ -232,15 +238,57 @@ async fn resolve_by_provider(
         }
         many => Err(ApiError::conflict("ambiguous_grant", "several grants match; name one by grant_id or label")
             .field("provider_id", json!(provider))
-            .field("account_identifiers", json!([]))
-            .field("account_was_provided", json!(false))
+            .field("account_identifiers", json!(many.iter().filter_map(account_of).collect::<Vec<_>>()))
+            .field("account_was_provided", json!(account.is_some()))
             .field("app_user_ids", json!([]))
             .field("grant_ids", json!(many.iter().map(|g| g.grant_id).collect::<Vec<_>>()))
             .field("candidates", json!(many.iter().take(20).map(|g| json!({
-                "grant_id": g.grant_id, "label": g.label, "account_identifier": null, "account_display_name": null
+                "grant_id": g.grant_id, "label": g.label, "account_identifier": account_of(g), "account_display_name": null
             })).collect::<Vec<_>>()))
             .field("candidates_truncated", json!(many.len() > 20))),
     }
 }
 
 super::handler!(Op);
+
+fn account_of(g: &Grant) -> Option<&str> {
+    match &g.kind {
+        GrantKind::OAuth {
+            account_identifier, ..
+        } => account_identifier.as_deref(),
+        GrantKind::ManagedSecret { .. } => None,
+    }
+}
+
+fn blocked(host: &str, call: &Call<'_>, why: &str) -> ApiError {
+    ApiError::new(
+        http::StatusCode::UNPROCESSABLE_ENTITY,
+        "blocked_destination",
+        format!("`{host}` is not an allowed destination: {why}"),
+    )
+    .details(json!({ "host": host, "request_id": call.req.request_id }))
+}
+
+async fn managed_secret_answer(
+    ctx: &Ctx,
+    call: &Call<'_>,
+    grant: &Grant,
+    prefetched: Option<Item>,
+    host: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let secret = grants::secret_of(ctx, grant, prefetched).await?;
+    let secret = secret.ok_or_else(|| grants::credential_erased(grant))?;
+    if !host_allowed(&secret.allowed_hosts, host) {
+        return Err(blocked(
+            host,
+            call,
+            "this secret is limited to its allowed hosts",
+        ));
+    }
+    let value = secrets::open(ctx, &secret).await?;
+    let answer = token::answer(grant, &secret, &value);
+    if answer.is_null() {
+        return Err(ApiError::internal());
+    }
+    Ok(answer)
+}

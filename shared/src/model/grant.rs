@@ -4,7 +4,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// What a grant gives access to. OAuth grants (tokens from a Connect flow) join this enum.
+/// What a grant gives access to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "grant_kind", rename_all = "snake_case")]
 pub enum GrantKind {
@@ -14,6 +14,33 @@ pub enum GrantKind {
         slug: String,
         name: String,
     },
+    /// Tokens an end user (or the app) authorized through Connect; they live in the grant's
+    /// `TokenSet` item.
+    #[serde(rename = "oauth")]
+    OAuth {
+        provider_id: String,
+        /// What the provider actually granted (split on its separator).
+        scopes: Vec<String>,
+        #[serde(default)]
+        account_identifier: Option<String>,
+        #[serde(default)]
+        account_display_name: Option<String>,
+        #[serde(default)]
+        api_base_url: Option<String>,
+        /// API hosts its token may be sent to (the provider's, placeholders filled).
+        #[serde(default)]
+        hosts: Vec<String>,
+    },
+}
+
+impl GrantKind {
+    /// The provider ID callers address the grant by: the OAuth provider or the secret slug.
+    pub fn provider_id(&self) -> &str {
+        match self {
+            GrantKind::ManagedSecret { slug, .. } => slug,
+            GrantKind::OAuth { provider_id, .. } => provider_id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +72,13 @@ pub struct Grant {
     pub last_used_at: Option<OffsetDateTime>,
     /// Who made it: `operator:<member id>` or `key:<key id>`.
     pub created_by: String,
+    /// A scope the app requires is missing (granted too narrowly, required later, or reported
+    /// by the provider): the user must reconnect to widen it.
+    #[serde(default)]
+    pub scope_mismatch: bool,
+    /// The provider refused the refresh token (`invalid_grant`): only a reconnect mends it.
+    #[serde(default)]
+    pub needs_reconnect: bool,
 }
 
 impl Grant {

@@ -3,11 +3,14 @@
 
 pub mod agent;
 pub mod app;
+pub mod connect;
 pub mod grant;
 pub mod key;
 pub mod org;
 pub mod principal;
+pub mod provider;
 pub mod secret;
+pub mod tokens;
 
 pub use agent::{Agent, AgentStatus, AgentType};
 pub use app::App;
@@ -15,7 +18,9 @@ pub use grant::{Grant, GrantKind, GrantStatus};
 pub use key::{DirectoryEntry, KeyOwner, KeyRecord};
 pub use org::{Member, Org, Role};
 pub use principal::Principal;
+pub use provider::{ProviderConfig, ProviderDef};
 pub use secret::{ManagedSecret, SecretValue, Template};
+pub use tokens::{TokenSecret, TokenSet};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

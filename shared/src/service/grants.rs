@@ -54,6 +54,8 @@ pub fn new_managed_secret_grant(
         revoked_at: None,
         last_used_at: None,
         created_by,
+        scope_mismatch: false,
+        needs_reconnect: false,
     }
 }
 
@@ -126,18 +128,41 @@ pub async fn of_secret(
         .collect())
 }
 
-/// The grant and, when this instance already knows which secret it uses, the secret too:
-/// read together with the key record in one round trip.
-pub fn prefetch_with_secret(
+/// The grant and its credential, read together with the key record in one round trip: the
+/// managed secret when this instance already knows which one the grant uses, else the OAuth
+/// token item (absent for managed-secret grants, whose secret is then read after).
+pub fn prefetch_credential(
     ctx: &crate::Ctx,
     app_id: Uuid,
     grant_id: Uuid,
 ) -> Vec<crate::store::ItemKey> {
-    let mut reads = vec![keys::grant(app_id, grant_id)];
-    if let Some(secret_id) = ctx.cached_grant_secret(app_id, grant_id) {
-        reads.push(keys::secret(app_id, secret_id));
-    }
-    reads
+    let credential = match ctx.cached_grant_secret(app_id, grant_id) {
+        Some(secret_id) => keys::secret(app_id, secret_id),
+        None => keys::grant_tokens(app_id, grant_id),
+    };
+    vec![keys::grant(app_id, grant_id), credential]
+}
+
+/// The OAuth tokens of a grant, read on their own (provider-mode resolution).
+pub async fn tokens_of(
+    ctx: &crate::Ctx,
+    g: &Grant,
+) -> Result<Option<crate::model::TokenSet>, ApiError> {
+    ctx.store
+        .get(&keys::grant_tokens(g.app_id, g.grant_id), true)
+        .await?
+        .map(from_item)
+        .transpose()
+}
+
+/// The grant is active but its credential is gone (deleted secret, erased tokens).
+pub fn credential_erased(g: &Grant) -> ApiError {
+    ApiError::forbidden(
+        "credential_revoked",
+        "the credential behind this grant was deleted",
+    )
+    .field("grant_id", serde_json::json!(g.grant_id))
+    .field("provider_id", serde_json::json!(g.kind.provider_id()))
 }
 
 /// The managed secret behind a grant: the prefetched item, or a read when it was not cached.
@@ -146,7 +171,9 @@ pub async fn secret_of(
     grant: &Grant,
     prefetched: Option<Item>,
 ) -> Result<Option<ManagedSecret>, ApiError> {
-    let GrantKind::ManagedSecret { secret_id, .. } = &grant.kind;
+    let GrantKind::ManagedSecret { secret_id, .. } = &grant.kind else {
+        return Ok(None);
+    };
     ctx.remember_grant_secret(grant.app_id, grant.grant_id, *secret_id);
     let item = match prefetched {
         Some(item) => Some(item),
@@ -157,4 +184,45 @@ pub async fn secret_of(
         }
     };
     item.map(from_item).transpose()
+}
+
+/// Revokes a grant: the writes that mark it revoked and erase its OAuth tokens, after asking
+/// the provider to revoke them too (best effort: its answer, e.g. `revoked`,
+/// `not_supported`, `failed:http_503`, is returned for the audit row; the grant is revoked
+/// here whatever the provider says).
+pub async fn revoke(
+    ctx: &crate::Ctx,
+    g: &Grant,
+    now: OffsetDateTime,
+) -> Result<(Vec<Write>, Option<String>), ApiError> {
+    let mut writes = vec![revoke_write(g, now)];
+    let GrantKind::OAuth { provider_id, .. } = &g.kind else {
+        return Ok((writes, None));
+    };
+    let key = keys::grant_tokens(g.app_id, g.grant_id);
+    let Some(item) = ctx.store.get(&key, true).await? else {
+        return Ok((writes, Some("no_tokens".into())));
+    };
+    writes.push(Write::Delete {
+        key,
+        condition: None,
+    });
+    let set: crate::model::TokenSet = from_item(item)?;
+    let outcome = match crate::service::providers::configured(ctx, g.app_id, provider_id).await {
+        Err(_) => "failed:provider_not_configured".to_string(),
+        Ok(p) => {
+            let secret = crate::oauth::tokens::open(ctx, &set).await?;
+            // Revoking the refresh token ends the whole authorization at most providers.
+            let (token, hint) = match &secret.refresh_token {
+                Some(r) => (r.as_str(), "refresh_token"),
+                None => (secret.access_token.as_str(), "access_token"),
+            };
+            match crate::oauth::client::revoke(&p.def, &p.credentials(), token, hint).await {
+                Ok(()) => "revoked".to_string(),
+                Err(e) if e == "not_supported" => e,
+                Err(e) => format!("failed:{e}"),
+            }
+        }
+    };
+    Ok((writes, Some(outcome)))
 }

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod grants;
 pub mod keys;
 pub mod orgs;
+pub mod providers;
 pub mod secrets;
 pub mod token;
 pub mod validate;

@@ -1,4 +1,5 @@
-//! The retrieve-mode token answer (`POST /sdk/token`, spec §7.1) for a managed secret.
+//! The retrieve-mode token answer (`POST /sdk/token`, spec §7.1): for a managed secret, and
+//! for an OAuth grant's fresh access token.
 
 use crate::model::{Grant, ManagedSecret, SecretValue, Template};
 use base64::Engine;
@@ -32,6 +33,41 @@ pub fn answer(grant: &Grant, secret: &ManagedSecret, value: &SecretValue) -> Val
         "token_generation": secret.version,
         "injection_header": header,
         "injection_format": format,
+        "additional_credentials": Value::Null,
+        "additional_injections": Value::Null,
+        "retry_info": Value::Null,
+    })
+}
+
+pub fn oauth_answer(
+    grant: &Grant,
+    fresh: &crate::oauth::refresh::Fresh,
+    now: time::OffsetDateTime,
+) -> Value {
+    let crate::model::GrantKind::OAuth {
+        provider_id,
+        scopes,
+        ..
+    } = &grant.kind
+    else {
+        return Value::Null;
+    };
+    let expires_in = fresh
+        .set
+        .expires_at
+        .map(|t| (t - now).whole_seconds().max(0));
+    json!({
+        "access_token": fresh.secret.access_token,
+        "grant_id": grant.grant_id,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "expires_at": fresh.set.expires_at.map(crate::model::rfc3339),
+        "scopes": scopes,
+        "provider_id": provider_id,
+        "scope_mismatch": grant.scope_mismatch,
+        "token_generation": fresh.set.generation,
+        "injection_header": "Authorization",
+        "injection_format": "Bearer {token}",
         "additional_credentials": Value::Null,
         "additional_injections": Value::Null,
         "retry_info": Value::Null,

@@ -117,3 +117,79 @@ pub fn email(value: &str) -> Result<String, ApiError> {
     }
     Ok(v)
 }
+
+/// A URL the server calls or sends a browser to: https, or http on a loopback host (local
+/// development and tests), without user information.
+pub fn endpoint_url(field: &str, value: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::validation(format!(
+            "`{field}` must be an https URL (http only for 127.0.0.1 or localhost)"
+        ))
+    };
+    if value.len() > 2048 {
+        return Err(bad());
+    }
+    let url = url::Url::parse(value).map_err(|_| bad())?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !scheme_ok
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.host_str().is_none()
+    {
+        return Err(bad());
+    }
+    Ok(value.to_string())
+}
+
+/// A web origin (`https://app.example.com[:port]`) for `postMessage`.
+pub fn origin(field: &str, value: &str) -> Result<String, ApiError> {
+    let url = endpoint_url(field, value)?;
+    let parsed = url::Url::parse(&url).expect("checked above");
+    let origin = parsed.origin().ascii_serialization();
+    if origin != url.trim_end_matches('/') {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be an origin: scheme, host and port only (e.g. https://app.example.com)"
+        )));
+    }
+    Ok(origin)
+}
+
+/// A provider ID: lower case letters, digits and dashes.
+pub fn provider_id(value: &str) -> Result<String, ApiError> {
+    let ok = (1..=50).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-');
+    if !ok {
+        return Err(ApiError::validation(
+            "a provider ID is 1–50 characters of a-z, 0-9 and `-`",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// OAuth scopes (RFC 6749 scope tokens: printable ASCII without space, `"` or `\`).
+pub fn scopes(field: &str, values: &[String]) -> Result<Vec<String>, ApiError> {
+    if values.len() > 100 {
+        return Err(ApiError::validation(format!(
+            "`{field}` holds at most 100 scopes"
+        )));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for s in values {
+        let ok = (1..=512).contains(&s.len())
+            && s.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if !ok {
+            return Err(ApiError::validation(format!(
+                "`{field}` entries must be OAuth scope tokens (printable ASCII, no spaces, quotes or backslashes)"
+            )));
+        }
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    Ok(out)
+}

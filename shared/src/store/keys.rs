@@ -85,6 +85,21 @@ pub fn grant(app_id: Uuid, grant_id: Uuid) -> ItemKey {
     key(format!("{app_id}#GRANT#{grant_id}"), "GRANT")
 }
 
+/// The provider tokens of an OAuth grant: in the grant's partition, read with it.
+pub fn grant_tokens(app_id: Uuid, grant_id: Uuid) -> ItemKey {
+    key(format!("{app_id}#GRANT#{grant_id}"), "TOKENS")
+}
+
+/// An app's configuration of one OAuth provider.
+pub fn provider(app_id: Uuid, provider_id: &str) -> ItemKey {
+    key(format!("{app_id}#PROVIDER#{provider_id}"), "PROVIDER")
+}
+
+/// A Connect session, by the reference derived from its token.
+pub fn connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
+    key(format!("{app_id}#CONNECT#{ref_id}"), "CONNECT")
+}
+
 /// The scope a nonce is remembered in: the key that signed it, under its app or org.
 pub fn nonce(owner_partition: &str, key_id: Uuid, nonce: &str) -> ItemKey {
     key(format!("{owner_partition}#NONCE#{key_id}#{nonce}"), "NONCE")
@@ -132,6 +147,10 @@ pub fn app_secrets_index(app_id: Uuid) -> String {
     format!("{app_id}#SECRETS")
 }
 
+pub fn app_providers_index(app_id: Uuid) -> String {
+    format!("{app_id}#PROVIDERS")
+}
+
 pub fn app_grants_index(app_id: Uuid) -> String {
     format!("{app_id}#GRANTS")
 }
@@ -159,6 +178,9 @@ mod tests {
             secret(app_id, id),
             secret_slug(app_id, "x"),
             grant(app_id, id),
+            grant_tokens(app_id, id),
+            provider(app_id, "google"),
+            connect_session(app_id, "ref"),
             nonce(&app_partition(app_id), id, "n"),
         ] {
             assert!(k.pk.starts_with(&app_id.to_string()), "{k:?}");

@@ -1,0 +1,10 @@
+//! `GET /sdk/oauth/connect`: the hosted Connect page. Static: the session token stays in the
+//! URL fragment (never sent to a server) and the page's script reads it.
+
+use portcullis::{ApiRequest, ApiResponse, Ctx};
+use std::future::Future;
+use std::pin::Pin;
+
+pub fn handle(_: &Ctx, _: ApiRequest) -> Pin<Box<dyn Future<Output = ApiResponse> + Send + '_>> {
+    Box::pin(async { crate::web::page(crate::web::CONNECT_PAGE, &[]) })
+}

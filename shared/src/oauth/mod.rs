@@ -1,0 +1,6 @@
+//! OAuth grants: talking to providers, the Connect flow's tokens, and refresh.
+
+pub mod client;
+pub mod connect;
+pub mod refresh;
+pub mod tokens;
