@@ -8,6 +8,8 @@ cd "$ROOT"
 ensure_venv moto "$ROOT/scripts/requirements/moto.txt"
 ensure_venv sdk "$ROOT/scripts/requirements/sdk.txt"
 ensure_npm tests/oauth-provider
+ensure_npm tests/browser
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || die "the Connect page tests need Chromium (Debian: apt-get install chromium; or set CHROMIUM)"
 
 started_moto=
 if ! port_open "$MOTO_PORT"; then started_moto=1; fi

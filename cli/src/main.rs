@@ -69,9 +69,13 @@ enum Command {
     /// Managed secrets. Values are read from standard input as JSON, never from arguments.
     #[command(subcommand)]
     Secrets(Secrets),
-    /// Grants of managed secrets.
+    /// Grants (OAuth and managed-secret) of an app.
     #[command(subcommand)]
     Grants(Grants),
+    /// OAuth provider configurations of an app. The configuration, client secret included,
+    /// is read as JSON on stdin, never from arguments.
+    #[command(subcommand)]
+    Providers(Providers),
     /// Query an app's audit log (or the organisation's, without --app), newest first.
     Audit(AuditArgs),
 }
@@ -229,6 +233,28 @@ enum Grants {
         #[command(flatten)]
         app: AppArg,
         grant_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Providers {
+    List(AppArg),
+    Get {
+        #[command(flatten)]
+        app: AppArg,
+        provider_id: String,
+    },
+    /// Creates or replaces; stdin: {"client_id":…,"client_secret":…,"scopes":[…],…}
+    /// (docs/operator-api.md lists every field).
+    Set {
+        #[command(flatten)]
+        app: AppArg,
+        provider_id: String,
+    },
+    Delete {
+        #[command(flatten)]
+        app: AppArg,
+        provider_id: String,
     },
 }
 
@@ -435,6 +461,19 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                 None,
             ),
         },
+        Command::Providers(p) => {
+            let at = |app: &AppArg, id: &str| {
+                format!("/v1/apps/{}/providers/{}", enc(&app.app), enc(id))
+            };
+            match p {
+                Providers::List(a) => ("GET", format!("/v1/apps/{}/providers", enc(&a.app)), None),
+                Providers::Get { app, provider_id } => ("GET", at(&app, &provider_id), None),
+                Providers::Set { app, provider_id } => {
+                    ("PUT", at(&app, &provider_id), Some(stdin_json()?))
+                }
+                Providers::Delete { app, provider_id } => ("DELETE", at(&app, &provider_id), None),
+            }
+        }
         Command::Audit(a) => {
             let mut q = form_urlencoded::Serializer::new(String::new());
             for (k, v) in [

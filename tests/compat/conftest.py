@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from echo_server import Echo, serve
 
@@ -280,3 +281,104 @@ def tenant(portcullis) -> Tenant:
 def other_tenant(portcullis) -> Tenant:
     """An independent app in another organisation: the other side of the tenant boundary."""
     return make_tenant(portcullis)
+
+
+# ---- OAuth: a real provider process, and the Connect flow driven as a browser would ----
+
+PROVIDER_DIR = ROOT / "tests" / "oauth-provider"
+PROVIDER_ID = "acme-oauth"
+
+
+@dataclass
+class OAuthProvider:
+    """The test OAuth provider (tests/oauth-provider: oauth2-mock-server from npm)."""
+
+    issuer: str
+
+    def control(self, path: str, body: dict | None = None) -> dict:
+        method = "GET" if body is None and path == "log" else "POST"
+        r = httpx.request(method, f"{self.issuer}/control/{path}", json=body, timeout=10)
+        r.raise_for_status()
+        return r.json() if r.content else {}
+
+    def configure(self, **config) -> None:
+        """Changes how the provider behaves from now on (tests/oauth-provider/README.md)."""
+        self.control("config", config)
+
+    def log(self) -> dict:
+        return self.control("log")
+
+    def definition(self) -> dict:
+        """The custom-provider definition an operator registers for this server."""
+        return {
+            "name": "Acme",
+            "authorize_url": f"{self.issuer}/authorize",
+            "token_url": f"{self.issuer}/token",
+            "revocation_url": f"{self.issuer}/revoke",
+            "userinfo_url": f"{self.issuer}/userinfo",
+            "account_field": "email",
+            "api_base_url": self.issuer,
+            "hosts": ["127.0.0.1"],
+            "scope_separator": " ",
+            "pkce": True,
+            "token_auth": "client_secret_basic",
+            "refresh": {"refresh_tokens": True, "rotates": True, "default_ttl_seconds": None},
+            "default_scopes": ["read"],
+        }
+
+
+@pytest.fixture(scope="session")
+def oauth_server():
+    if not (PROVIDER_DIR / "node_modules").exists():
+        pytest.fail("run `npm ci --prefix tests/oauth-provider` (make test does)")
+    proc = subprocess.Popen(
+        ["node", str(PROVIDER_DIR / "provider.mjs"), "--port", "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ready = json.loads(proc.stdout.readline() or "{}")
+    if not ready.get("ready"):
+        proc.kill()
+        pytest.fail(f"the test OAuth provider did not start: {ready}")
+    try:
+        yield OAuthProvider(ready["issuer"])
+    finally:
+        proc.stdin.close()
+        stop(proc)
+
+
+@pytest.fixture
+def oauth_provider(oauth_server) -> OAuthProvider:
+    """The provider, reset: default behaviour, empty log, no tokens."""
+    oauth_server.control("reset", {})
+    return oauth_server
+
+
+def use_provider(tenant: "Tenant", provider: OAuthProvider, scopes=("read",)) -> dict:
+    """Configures the test provider for the tenant's app, as an operator does with the CLI."""
+    config = {
+        "client_id": "portcullis-test",
+        "client_secret": "portcullis-test-secret",
+        "scopes": list(scopes),
+        "allowed_scopes": ["read", "write", "admin"],
+        "custom": provider.definition(),
+    }
+    tenant.org.server.remember(config["client_secret"])
+    return tenant.org.cli("providers", "set", "--app", tenant.app_id, PROVIDER_ID, stdin=config)
+
+
+def complete_connect(base_url: str, session_token: str, provider_id: str = PROVIDER_ID) -> httpx.Response:
+    """What the Connect page does for a person: start the authorization, follow the provider's
+    redirect back to the callback. Answers the callback's response (the result page)."""
+    with httpx.Client(timeout=15, follow_redirects=False) as http:
+        started = http.post(
+            f"{base_url}/sdk/oauth/connect/authorize",
+            json={"session_token": session_token, "provider_id": provider_id},
+        )
+        assert started.status_code == 200, started.text
+        at_provider = http.get(started.json()["authorize_url"])
+        assert at_provider.status_code == 302, at_provider.text
+        callback = at_provider.headers["location"]
+        assert callback.startswith(f"{base_url}/sdk/oauth/callback?"), callback
+        return http.get(callback)

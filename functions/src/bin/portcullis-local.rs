@@ -1,5 +1,6 @@
 //! `portcullis-local`: every operation behind one local HTTP server. With `--init` it first
 //! creates the table (from infra/table.json) and the KMS key alias if they are missing.
+//! `PORTCULLIS_PUBLIC_URL` defaults to `http://<the bound address>`.
 
 use portcullis::Ctx;
 use std::sync::Arc;
@@ -27,12 +28,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let ctx = Ctx::from_env().await;
+    let mut ctx = Ctx::from_env().await;
     if init {
         portcullis::setup::ensure(&ctx).await?;
     }
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "portcullis listening");
+    let local = listener.local_addr()?;
+    // Connect links and the OAuth redirect URI point here unless a proxy in front says otherwise.
+    ctx.config
+        .public_url
+        .get_or_insert_with(|| format!("http://{local}"));
+    tracing::info!(addr = %local, public_url = ?ctx.config.public_url, "portcullis listening");
     portcullis_functions::local::serve(listener, Arc::new(ctx)).await?;
     Ok(())
 }
