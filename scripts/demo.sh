@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates a demo organisation through the operator API (with the CLI) and prints
-# .portcullis/demo.json: base_url, app_key, grant_id, app_id, operator_key.
+# .portcullis/demo.json: base_url, app_key, grant_id, app_id, operator_key. The app also gets
+# the local OAuth provider (make run starts it) as `demo-oauth`.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cli="$ROOT/target/debug/portcullis"
@@ -15,6 +16,16 @@ secret_id=$(printf '{"token":"demo-%s"}' "$(head -c 12 /dev/urandom | od -An -tx
   | "$cli" secrets create --app "$app_id" --name "Echo service" --template bearer \
       --allowed-host 127.0.0.1 --allowed-host localhost | field "['id']")
 grant_id=$("$cli" grants create --app "$app_id" --secret "$secret_id" --system | field "['grant_id']")
+issuer="http://127.0.0.1:$OAUTH_PORT"
+"$cli" providers set --app "$app_id" demo-oauth >/dev/null <<JSON
+{"client_id": "portcullis-test", "client_secret": "portcullis-test-secret",
+ "scopes": ["read"], "allowed_scopes": ["read", "write"],
+ "custom": {"name": "Demo OAuth", "authorize_url": "$issuer/authorize", "token_url": "$issuer/token",
+   "revocation_url": "$issuer/revoke", "userinfo_url": "$issuer/userinfo", "account_field": "email",
+   "api_base_url": "$issuer", "hosts": ["127.0.0.1"], "scope_separator": " ", "pkce": true,
+   "token_auth": "client_secret_basic", "refresh": {"refresh_tokens": true, "rotates": true},
+   "default_scopes": ["read"]}}
+JSON
 
 python3 - "$PORTCULLIS_URL" "$app_key" "$grant_id" "$app_id" "$PORTCULLIS_OPERATOR_KEY" <<'PY'
 import json, sys

@@ -9,7 +9,8 @@ mkdir -p "$STATE" "$TOOLS"
 : "${PORTCULLIS_PORT:=8765}"
 : "${MOTO_PORT:=4599}"
 : "${ECHO_PORT:=8799}"
-export PORTCULLIS_PORT MOTO_PORT ECHO_PORT
+: "${OAUTH_PORT:=8798}"
+export PORTCULLIS_PORT MOTO_PORT ECHO_PORT OAUTH_PORT
 
 # The local AWS endpoint (moto) unless one is given: LocalStack or AWS work the same way.
 USE_MOTO=

@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 ensure_venv sdk "$ROOT/scripts/requirements/sdk.txt"
+ensure_npm tests/oauth-provider
 start_moto
 
 log "building"
@@ -30,7 +31,13 @@ nohup "$TOOLS/sdk/bin/python" "$ROOT/tests/compat/echo_server.py" "$ECHO_PORT" >
 echo $! > "$STATE/echo.pid"
 wait_for_port "$ECHO_PORT" "echo service"
 
-log "creating the demo organisation, app, key, secret and grant"
+stop_pidfile "$STATE/oauth.pid"
+port_open "$OAUTH_PORT" && die "port $OAUTH_PORT (demo OAuth provider) is in use by another program; set OAUTH_PORT"
+nohup node "$ROOT/tests/oauth-provider/provider.mjs" --port "$OAUTH_PORT" < /dev/null > "$STATE/oauth.log" 2>&1 &
+echo $! > "$STATE/oauth.pid"
+wait_for_port "$OAUTH_PORT" "demo OAuth provider"
+
+log "creating the demo organisation, app, key, secret, grant and OAuth provider"
 "$ROOT/scripts/demo.sh" > "$STATE/demo.json"
 json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$STATE/demo.json" "$1"; }
 
@@ -39,6 +46,7 @@ cat <<MSG
 Portcullis is running at http://127.0.0.1:$PORTCULLIS_PORT (logs: .portcullis/server.log)
 DynamoDB and KMS are served by moto at $AWS_ENDPOINT_URL: it keeps data only while it runs.
 A local echo service (a stand-in third-party API) answers at http://127.0.0.1:$ECHO_PORT
+A local OAuth provider ("demo-oauth", approving every consent) runs at http://127.0.0.1:$OAUTH_PORT
 
   app key   $(json app_key)      (shown once; also in .portcullis/demo.json)
   grant     $(json grant_id)
@@ -59,6 +67,25 @@ asyncio.run(main())
 PY
 
 (The SDK warns that http:// is only for local development: expected here.)
+
+Connect an OAuth account: this prints a Connect link; open it in a browser, continue, and the
+script sees the new grant and calls the provider's API with its fresh token.
+
+.tools/sdk/bin/python - <<'PY'
+import asyncio, json, os
+demo = json.load(open(".portcullis/demo.json"))
+os.environ["ALTER_BASE_URL"] = demo["base_url"]
+from alter_sdk import App
+async def main():
+    async with App(api_key=demo["app_key"]) as app:
+        session = await app.create_connect_session(allowed_providers=["demo-oauth"])
+        print("open:", session.connect_url)
+        [grant] = await app.poll_connect_session(session.session_token)
+        print("connected", grant.account_identifier, "grant", grant.grant_id)
+        r = await app.request("GET", "http://127.0.0.1:$OAUTH_PORT/api/me", grant_id=grant.grant_id)
+        print(r.status_code, r.json())
+asyncio.run(main())
+PY
 
 Then read the audit log:
   PORTCULLIS_OPERATOR_KEY=$(json operator_key) target/debug/portcullis audit --app $(json app_id)
