@@ -1,11 +1,13 @@
 //! API Gateway (HTTP API, payload v2) → `ApiRequest` → operation → API Gateway response.
 
+use crate::metrics;
 use crate::routes::Route;
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use portcullis::http::MAX_BODY;
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
+use std::time::Instant;
 
 pub fn to_api_request(event: Request, route: &Route) -> Result<ApiRequest, ApiError> {
     let source_ip = match event.request_context_ref() {
@@ -14,9 +16,9 @@ pub fn to_api_request(event: Request, route: &Route) -> Result<ApiRequest, ApiEr
         }
         _ => None,
     };
-    let request_id = match event.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
-        _ => None,
+    let (request_id, public_base) = match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => (c.request_id.clone(), public_base(c)),
+        _ => (None, None),
     };
     let (parts, body) = event.into_parts();
     let body = match body {
@@ -35,6 +37,7 @@ pub fn to_api_request(event: Request, route: &Route) -> Result<ApiRequest, ApiEr
         .unwrap_or_else(|| "/".into());
     let mut req = ApiRequest::new(parts.method, target, parts.headers, body);
     req.source_ip = source_ip;
+    req.public_base = public_base;
     if let Some(id) = request_id {
         req.request_id = id;
     }
@@ -42,6 +45,17 @@ pub fn to_api_request(event: Request, route: &Route) -> Result<ApiRequest, ApiEr
         .match_path(req.path())
         .ok_or_else(|| ApiError::not_found("route_not_found", "route"))?;
     Ok(req)
+}
+
+/// `https://{domain}` plus the stage, unless it is the default one.
+fn public_base(
+    c: &lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext,
+) -> Option<String> {
+    let domain = c.domain_name.as_deref().filter(|d| !d.is_empty())?;
+    match c.stage.as_deref() {
+        None | Some("$default") | Some("") => Some(format!("https://{domain}")),
+        Some(stage) => Some(format!("https://{domain}/{stage}")),
+    }
 }
 
 pub fn to_lambda_response(r: ApiResponse) -> Response<Body> {
@@ -57,13 +71,26 @@ pub fn to_lambda_response(r: ApiResponse) -> Response<Body> {
     builder.body(body).expect("valid response parts")
 }
 
-/// Serves one operation as a Lambda function until the runtime stops it.
+/// Serves one operation as a Lambda function until the runtime stops it. After each request
+/// it prints the request's metrics line (the instance serves one request at a time, so the
+/// store's call log holds exactly this request's DynamoDB calls).
 pub async fn serve(route: &'static Route, ctx: &'static Ctx) -> Result<(), lambda_http::Error> {
     lambda_http::run(lambda_http::service_fn(move |event: Request| async move {
+        let started = Instant::now();
+        ctx.store.calls.drain();
         let response = match to_api_request(event, route) {
-            Ok(req) => (route.handler)(ctx, req).await,
+            Ok(req) => route.serve(ctx, req).await,
             Err(e) => ApiResponse::error(&e),
         };
+        println!(
+            "{}",
+            metrics::emf_line(&metrics::Sample {
+                operation: route.name,
+                status: response.status.as_u16(),
+                latency: started.elapsed(),
+                dynamodb_calls: ctx.store.calls.drain().len(),
+            })
+        );
         Ok::<_, lambda_http::Error>(to_lambda_response(response))
     }))
     .await

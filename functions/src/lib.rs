@@ -1,9 +1,11 @@
 //! Portcullis Lambda functions: one operation per module in `ops/`, the route table that names
 //! them, and the two adapters that feed them requests (API Gateway via Lambda, and the local
-//! HTTP server).
+//! HTTP server), and the deployment template generated from the route table.
 
 pub mod lambda;
 pub mod local;
+pub mod metrics;
 pub mod ops;
 pub mod routes;
+pub mod template;
 pub mod web;

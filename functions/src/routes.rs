@@ -3,6 +3,7 @@
 
 use crate::ops;
 use http::Method;
+use portcullis::iam::Policy;
 use portcullis::{ApiRequest, ApiResponse, Ctx};
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,12 +18,14 @@ pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub handler: Handler,
+    /// What the operation may do to AWS: its function's IAM policy (`portcullis::iam`).
+    pub iam: Policy,
 }
 
 macro_rules! routes {
     ($($method:ident $path:literal => $op:ident,)*) => {
         pub static ROUTES: &[Route] = &[
-            $(Route { name: stringify!($op), method: Method::$method, path: $path, handler: ops::$op::handle },)*
+            $(Route { name: stringify!($op), method: Method::$method, path: $path, handler: ops::$op::handle, iam: ops::$op::IAM },)*
         ];
     };
 }
@@ -104,6 +107,11 @@ pub fn by_name(name: &str) -> Option<&'static Route> {
 }
 
 impl Route {
+    /// Runs the operation, held to its IAM policy as its Lambda function is on AWS.
+    pub async fn serve(&'static self, ctx: &Ctx, req: ApiRequest) -> ApiResponse {
+        portcullis::iam::scope(self.name, self.iam, (self.handler)(ctx, req)).await
+    }
+
     /// Matches a raw (percent-encoded) path against this route's template; parameters are
     /// decoded. A path with extra leading segments (a stage or function-URL prefix) matches
     /// on its tail, which is how a Lambda behind any front door finds its parameters.
@@ -165,7 +173,7 @@ pub async fn dispatch(ctx: &Ctx, mut req: ApiRequest) -> ApiResponse {
     match resolve(&req.method, req.path()) {
         Resolved::Found(route, params) => {
             req.path_params = params;
-            (route.handler)(ctx, req).await
+            route.serve(ctx, req).await
         }
         Resolved::MethodNotAllowed => ApiResponse::error(&portcullis::ApiError::new(
             http::StatusCode::METHOD_NOT_ALLOWED,

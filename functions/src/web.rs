@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 pub const CONNECT_PAGE: &str = include_str!("../web/connect.html");
 pub const RESULT_PAGE: &str = include_str!("../web/result.html");
+/// Inlined into both pages (a CSP nonce covers inline code only).
+const PAGE_CSS: &str = include_str!("../web/page.css");
+const DELIVER_JS: &str = include_str!("../web/deliver.js");
 
 fn nonce() -> String {
     let mut b = [0u8; 18];
@@ -20,7 +23,10 @@ fn nonce() -> String {
 /// A page with its per-response CSP nonce; `fill` replaces the template's other placeholders.
 pub fn page(template: &str, fill: &[(&str, &str)]) -> ApiResponse {
     let nonce = nonce();
-    let mut html = template.replace("__NONCE__", &nonce);
+    let mut html = template
+        .replace("__PAGE_CSS__", PAGE_CSS)
+        .replace("__DELIVER_JS__", DELIVER_JS)
+        .replace("__NONCE__", &nonce);
     for (placeholder, value) in fill {
         html = html.replace(placeholder, value);
     }

@@ -118,9 +118,11 @@ impl Ctx {
         }
     }
 
-    /// The public base URL (`PORTCULLIS_PUBLIC_URL`); Connect cannot work without it.
-    pub fn public_url(&self) -> Result<&str, ApiError> {
-        self.config.public_url.as_deref().ok_or_else(|| {
+    /// The public base URL: `PORTCULLIS_PUBLIC_URL`, else the one API Gateway was reached at.
+    /// Connect cannot work without it.
+    pub fn public_url<'a>(&'a self, req: &'a crate::ApiRequest) -> Result<&'a str, ApiError> {
+        let url = self.config.public_url.as_deref();
+        url.or(req.public_base.as_deref()).ok_or_else(|| {
             tracing::error!("PORTCULLIS_PUBLIC_URL is not set: Connect links cannot be made");
             ApiError::unavailable("this deployment has no public URL configured for Connect")
         })
@@ -156,6 +158,7 @@ impl Ctx {
 
     /// The root secret that authorises bootstrap, fetched when first needed.
     pub async fn root_secret(&self) -> Result<Option<Zeroizing<String>>, ApiError> {
+        crate::iam::require(crate::iam::Action::GetRootSecret)?;
         match &self.config.root_secret {
             RootSecretSource::Literal(s) => Ok(Some(s.clone())),
             RootSecretSource::Unset => Ok(None),

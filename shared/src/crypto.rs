@@ -176,6 +176,7 @@ impl Sealer {
         item: &str,
         plaintext: &[u8],
     ) -> Result<Sealed, ApiError> {
+        crate::iam::require(crate::iam::Action::GenerateDataKey)?;
         let (edk, key) = self.write_key(app_id).await?;
         let mut iv = [0u8; 12];
         rand::fill(&mut iv);
@@ -203,6 +204,7 @@ impl Sealer {
         item: &str,
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+        crate::iam::require(crate::iam::Action::Decrypt)?;
         let decode = |s: &str| B64.decode(s).map_err(|_| sealed_mismatch());
         let (edk, iv, ct) = (
             decode(&sealed.edk)?,

@@ -25,6 +25,9 @@ pub struct ApiRequest {
     pub path_params: HashMap<String, String>,
     pub received: Instant,
     pub received_at: OffsetDateTime,
+    /// The base URL API Gateway says it was reached at (from its request context, never
+    /// from client headers); the public URL when `PORTCULLIS_PUBLIC_URL` is unset.
+    pub public_base: Option<String>,
 }
 
 impl ApiRequest {
@@ -39,6 +42,7 @@ impl ApiRequest {
             path_params: HashMap::new(),
             received: Instant::now(),
             received_at: OffsetDateTime::now_utc(),
+            public_base: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod destination;
 pub mod error;
 pub mod http;
+pub mod iam;
 pub mod model;
 pub mod oauth;
 pub mod pipeline;

@@ -634,3 +634,28 @@ async fn revoking_erases_tokens_revokes_at_the_provider_and_is_audited() {
         .await
         .expect(404, "grant_not_found");
 }
+
+#[tokio::test]
+async fn an_operator_revoking_an_oauth_grant_erases_and_revokes_it_at_the_provider() {
+    let (env, app, p) = connected().await;
+    let grant = app.connect(env, &p).await;
+    let r = app
+        .org
+        .op(
+            env,
+            "DELETE",
+            &format!("/v1/apps/{}/grants/{grant}", app.app_id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.ok()["status"], "revoked", "{}", r.body);
+    assert_eq!(p.log().await["revocations"].as_array().unwrap().len(), 1);
+    let row = &app.audit(env, "action=op_grant_revoke").await[0];
+    assert_eq!(row["detail"]["provider_revocation"], "revoked");
+    let key =
+        portcullis::store::keys::grant_tokens(app.app_id.parse().unwrap(), grant.parse().unwrap());
+    assert!(env.ctx.store.get(&key, true).await.unwrap().is_none());
+    app.token(env, &grant, &format!("{}/api/me", p.issuer))
+        .await
+        .expect(403, "grant_revoked");
+}

@@ -47,7 +47,7 @@ async fn api_gateway_events_reach_the_operation_with_source_ip_and_request_id() 
             lambda_http::request::from_str(&event(&app.key, path, &app.token_body(&app.grant_id)))
                 .expect("event parses");
         let req = lambda::to_api_request(request, route).expect("adapts");
-        let response = lambda::to_lambda_response((route.handler)(&env.ctx, req).await);
+        let response = lambda::to_lambda_response(route.serve(&env.ctx, req).await);
         assert_eq!(response.status(), 200, "{path}");
     }
     let row = &app.audit(env, "action=sdk_token").await[0];

@@ -94,6 +94,26 @@ async fn roles_decide_what_a_member_may_do() {
             .await
             .expect(403, "insufficient_role");
     }
+    // Admins see the members; the list holds every member with their role.
+    let list = admin
+        .op(env, "GET", "/v1/org/members", Value::Null)
+        .await
+        .ok()
+        .clone();
+    let roles: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"admin") && roles.contains(&"auditor"),
+        "{list}"
+    );
+    auditor
+        .op(env, "GET", "/v1/org/members", Value::Null)
+        .await
+        .expect(403, "insufficient_role");
     // Admins run apps but not membership.
     admin
         .op(env, "POST", "/v1/apps", json!({"name": "by admin"}))

@@ -164,7 +164,8 @@ async fn r4_waiters_use_a_slow_refresh_and_give_up_in_time() {
     );
 
     // A refresh slower than a caller will wait: the others answer 409, never a stale token.
-    c.p.config(json!({"token_delay_ms": 7000})).await;
+    // Longer than a waiter waits (7 s), shorter than the provider timeout (10 s).
+    c.p.config(json!({"token_delay_ms": 9000})).await;
     let answers = join_all((0..3).map(|_| c.token()).collect()).await;
     let ok = answers.iter().filter(|a| a.status == 200).count();
     let busy = answers

@@ -8,6 +8,9 @@ use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde_json::json;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 pub struct Op;
 
 impl Operation for Op {

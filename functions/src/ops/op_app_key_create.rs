@@ -10,6 +10,9 @@ use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde::Deserialize;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {

@@ -8,6 +8,10 @@ use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde_json::json;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Query]);
+
 pub struct Op;
 
 impl Operation for Op {

@@ -15,6 +15,12 @@ use std::pin::Pin;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::Policy::of(&[
+    portcullis::iam::Action::PutItem,
+    portcullis::iam::Action::GetRootSecret,
+]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {

@@ -12,6 +12,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::ConditionCheckItem]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {

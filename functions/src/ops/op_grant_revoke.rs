@@ -9,6 +9,12 @@ use portcullis::store::{Item, ItemKey, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE.with(&[
+    portcullis::iam::Action::DeleteItem,
+    portcullis::iam::Action::Decrypt,
+]);
+
 pub struct Op;
 
 impl Operation for Op {

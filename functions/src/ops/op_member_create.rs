@@ -8,6 +8,9 @@ use portcullis::{ApiError, ApiResponse, Ctx, views};
 use serde::Deserialize;
 use serde_json::json;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {

@@ -8,6 +8,12 @@ use portcullis::service::orgs;
 use portcullis::store::{Condition, Item, Write, keys};
 use portcullis::{ApiError, ApiResponse, Ctx, views};
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE.with(&[
+    portcullis::iam::Action::Query,
+    portcullis::iam::Action::ConditionCheckItem,
+]);
+
 fn last_owner() -> ApiError {
     ApiError::conflict("last_owner", "an organisation keeps at least one owner")
 }

@@ -6,6 +6,9 @@ use portcullis::store::Item;
 use portcullis::{ApiError, ApiResponse, Ctx, views};
 use serde::Deserialize;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {

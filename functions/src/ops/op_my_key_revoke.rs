@@ -7,6 +7,9 @@ use portcullis::service::keys as key_service;
 use portcullis::store::{Item, keys};
 use portcullis::{ApiError, ApiResponse, Ctx, views};
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 fn key_not_found() -> ApiError {
     ApiError::not_found("key_not_found", "key")
 }

@@ -7,6 +7,10 @@ use portcullis::store::{Item, keys};
 use portcullis::{ApiError, ApiResponse, Ctx, views};
 use serde_json::json;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Query]);
+
 pub struct Op;
 
 impl Operation for Op {

@@ -9,6 +9,10 @@ use portcullis::store::{Condition, Item, ItemKey, Write, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::DeleteItem]);
+
 pub struct Op;
 
 impl Operation for Op {

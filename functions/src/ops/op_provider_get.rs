@@ -8,6 +8,9 @@ use portcullis::store::{Item, ItemKey, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 pub fn provider_not_found() -> ApiError {
     ApiError::not_found("provider_not_found", "provider configuration")
 }
@@ -45,7 +48,7 @@ impl Operation for Op {
             record(items.first_mut().and_then(Option::take))?.ok_or_else(provider_not_found)?;
         call.audit.resource_type = Some("provider".into());
         call.audit.resource_id = Some(config.provider_id.clone());
-        let redirect = providers::redirect_uri(ctx, &config).unwrap_or_default();
+        let redirect = providers::redirect_uri(ctx, call.req, &config).unwrap_or_default();
         Ok(Outcome::respond(ApiResponse::ok(&views::provider_config(
             &config, &redirect,
         ))))

@@ -13,6 +13,12 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE.with(&[
+    portcullis::iam::Action::Query,
+    portcullis::iam::Action::GenerateDataKey,
+]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {
@@ -186,7 +192,7 @@ impl Operation for Op {
         }
         let view = views::provider_config(
             &config,
-            &providers::redirect_uri(ctx, &config).unwrap_or_default(),
+            &providers::redirect_uri(ctx, call.req, &config).unwrap_or_default(),
         );
         Ok(Outcome::with_writes(
             ApiResponse::json(status, &view),

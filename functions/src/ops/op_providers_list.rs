@@ -8,6 +8,10 @@ use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde_json::json;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Query]);
+
 pub struct Op;
 
 impl Operation for Op {
@@ -30,7 +34,10 @@ impl Operation for Op {
         let items: Vec<_> = all
             .iter()
             .map(|c| {
-                views::provider_config(c, &providers::redirect_uri(ctx, c).unwrap_or_default())
+                views::provider_config(
+                    c,
+                    &providers::redirect_uri(ctx, call.req, c).unwrap_or_default(),
+                )
             })
             .collect();
         Ok(Outcome::respond(ApiResponse::ok(

@@ -11,6 +11,10 @@ use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde::Deserialize;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::GenerateDataKey]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {

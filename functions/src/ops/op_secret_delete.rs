@@ -13,6 +13,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// Grants revoked in the deleting transaction (DynamoDB takes 100 writes per transaction).
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE.with(&[
+    portcullis::iam::Action::Query,
+    portcullis::iam::Action::DeleteItem,
+]);
+
 const REVOKE_IN_TX: usize = 90;
 
 pub struct Op;

@@ -8,6 +8,9 @@ use portcullis::store::{Item, ItemKey};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 pub struct Op;
 
 impl Operation for Op {

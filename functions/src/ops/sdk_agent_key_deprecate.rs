@@ -7,6 +7,9 @@ use portcullis::store::{Item, ItemKey};
 use portcullis::{ApiError, ApiRequest, Ctx};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 pub struct Op;
 
 impl Operation for Op {

@@ -11,6 +11,9 @@ use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde_json::json;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 fn limit_reached() -> ApiError {
     ApiError::conflict(
         "agent_key_limit_reached",

@@ -4,6 +4,9 @@ use portcullis::pipeline::{Access, Call, Empty, Operation, Outcome, Surface};
 use portcullis::store::Item;
 use portcullis::{ApiError, ApiResponse, Ctx, views};
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 pub struct Op;
 
 impl Operation for Op {

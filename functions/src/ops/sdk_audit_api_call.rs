@@ -14,6 +14,10 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 /// Bodies kept in audit rows are capped, as the hosted product does.
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Decrypt]);
+
 const BODY_CAP: usize = 10_000;
 
 #[derive(Deserialize)]

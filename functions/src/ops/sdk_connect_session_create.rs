@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {
@@ -158,7 +161,11 @@ impl Operation for Op {
         };
         call.audit.resource_type = Some("connect_session".into());
         call.audit.resource_id = Some(session.ref_id.clone());
-        let connect_url = format!("{}/sdk/oauth/connect#session={}", ctx.public_url()?, token);
+        let connect_url = format!(
+            "{}/sdk/oauth/connect#session={}",
+            ctx.public_url(call.req)?,
+            token
+        );
         let answer = json!({
             "session_token": token,
             "connect_url": connect_url,

@@ -13,6 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 #[derive(Deserialize)]
 pub struct Body {
     provider_status_code: Option<u16>,

@@ -12,6 +12,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE.with(&[
+    portcullis::iam::Action::DeleteItem,
+    portcullis::iam::Action::Decrypt,
+]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {

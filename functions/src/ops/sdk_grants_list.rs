@@ -10,6 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 /// Listing reads at most this many grants; deeper offsets are refused.
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Query]);
+
 const MAX_SCAN: usize = 10_000;
 
 #[derive(Deserialize)]

@@ -15,6 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 use time::Duration;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 #[derive(Deserialize)]
 pub struct Body {
     scopes: Vec<String>,

@@ -12,6 +12,9 @@ use serde::Deserialize;
 use time::Duration;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 #[derive(Deserialize)]
 pub struct Body {
     overlap_days: Option<i64>,

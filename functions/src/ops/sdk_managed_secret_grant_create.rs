@@ -11,6 +11,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::ConditionCheckItem]);
+
 #[derive(Deserialize)]
 pub struct Body {
     principal: PrincipalInput,

@@ -5,6 +5,9 @@ use portcullis::providers::{Spec, spec};
 use portcullis::store::Item;
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+
 pub fn spec_not_found() -> ApiError {
     ApiError::not_found("provider_spec_not_found", "provider spec")
 }

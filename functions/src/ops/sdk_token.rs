@@ -19,6 +19,13 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE.with(&[
+    portcullis::iam::Action::Query,
+    portcullis::iam::Action::GenerateDataKey,
+    portcullis::iam::Action::Decrypt,
+]);
+
 #[derive(Deserialize)]
 pub struct Body {
     grant_id: Option<String>,

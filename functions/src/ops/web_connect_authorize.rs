@@ -13,6 +13,13 @@ use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::Policy::of(&[
+    portcullis::iam::Action::GetItem,
+    portcullis::iam::Action::BatchGetItem,
+    portcullis::iam::Action::PutItem,
+]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
@@ -38,7 +45,7 @@ async fn authorize(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError>
         .get(&body.provider_id)
         .cloned()
         .unwrap_or_else(|| config.scopes.clone());
-    let redirect_uri = providers::redirect_uri(ctx, &config)?;
+    let redirect_uri = providers::redirect_uri(ctx, req, &config)?;
     let (state, state_hash) = connect::new_state(&session);
     let (verifier, challenge) = connect::pkce();
 

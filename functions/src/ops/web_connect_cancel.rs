@@ -9,6 +9,12 @@ use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::Policy::of(&[
+    portcullis::iam::Action::BatchGetItem,
+    portcullis::iam::Action::PutItem,
+]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {

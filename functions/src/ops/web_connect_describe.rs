@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::Policy::of(&[portcullis::iam::Action::BatchGetItem]);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {

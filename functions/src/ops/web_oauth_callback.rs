@@ -16,6 +16,16 @@ use std::pin::Pin;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// What this operation may do to AWS: its Lambda function's IAM policy.
+pub const IAM: portcullis::iam::Policy = portcullis::iam::Policy::of(&[
+    portcullis::iam::Action::GetItem,
+    portcullis::iam::Action::BatchGetItem,
+    portcullis::iam::Action::Query,
+    portcullis::iam::Action::PutItem,
+    portcullis::iam::Action::GenerateDataKey,
+    portcullis::iam::Action::Decrypt,
+]);
+
 const ACTION: &str = "web_oauth_callback";
 
 /// What the result page delivers (to the opener, the return URL, or the person).
@@ -60,6 +70,20 @@ impl Delivery {
     }
 }
 
+/// Ends the pending session in error: the person reads `message`, the app's poll `for_app`.
+async fn end(
+    ctx: &Ctx,
+    req: &ApiRequest,
+    (session, app): (&mut ConnectSession, &App),
+    code: &str,
+    message: &str,
+    for_app: &str,
+) -> Result<Delivery, ApiError> {
+    let d = Delivery::failed(Some((session, app)), code, message);
+    crate::web::end_in_error(ctx, req, ACTION, session, connect::error(code, for_app)).await?;
+    Ok(d)
+}
+
 async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
     let state = req.query("state").unwrap_or_default();
     let Some((app_id, r)) = connect::parse_state(&state) else {
@@ -82,12 +106,11 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
             "This connection request has expired. Go back to the app and start again.",
         ));
     };
-    let both = Some((&session, &app));
     match connect::status_at(&session, req.received_at) {
         "pending" => {}
         "expired" => {
             return Ok(Delivery::failed(
-                both,
+                Some((&session, &app)),
                 "connect_session_expired",
                 "This connection request has expired. Go back to the app and start again.",
             ));
@@ -95,30 +118,22 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
         _ => {
             // A replayed callback: the session already ended; its outcome stands.
             return Ok(Delivery::failed(
-                both,
+                Some((&session, &app)),
                 "connect_session_used",
                 "This connection request was already used. Go back to the app and start again.",
             ));
         }
     }
     if !connect::state_matches(&session, &state) {
-        let d = Delivery::failed(
-            both,
-            "invalid_state",
-            "The sign-in response did not match this connection request. Start again from the app.",
-        );
-        crate::web::end_in_error(
+        return end(
             ctx,
             req,
-            ACTION,
-            &mut session,
-            connect::error(
-                "invalid_state",
-                "the provider's response carried a state this session did not issue",
-            ),
+            (&mut session, &app),
+            "invalid_state",
+            "The sign-in response did not match this connection request. Start again from the app.",
+            "the provider's response carried a state this session did not issue",
         )
-        .await?;
-        return Ok(d);
+        .await;
     }
     let attempt = session.attempt.clone().expect("state matched an attempt");
     if let Some(err) = req.query("error") {
@@ -139,56 +154,34 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
                 "The provider could not complete the sign-in. Try again later.",
             ),
         };
-        let d = Delivery::failed(both, code, message);
-        crate::web::end_in_error(
-            ctx,
-            req,
-            ACTION,
-            &mut session,
-            connect::error(code, message),
-        )
-        .await?;
-        return Ok(d);
+        return end(ctx, req, (&mut session, &app), code, message, message).await;
     }
     let Some(code) = req
         .query("code")
         .filter(|c| !c.is_empty() && c.len() <= 4096)
     else {
-        let d = Delivery::failed(
-            both,
-            "provider_error",
-            "The provider sent no authorization code.",
-        );
-        crate::web::end_in_error(
+        return end(
             ctx,
             req,
-            ACTION,
-            &mut session,
-            connect::error("provider_error", "the provider sent no authorization code"),
+            (&mut session, &app),
+            "provider_error",
+            "The provider sent no authorization code.",
+            "the provider sent no authorization code",
         )
-        .await?;
-        return Ok(d);
+        .await;
     };
     let provider = match providers::configured(ctx, app_id, &attempt.provider_id).await {
         Ok(p) => p,
         Err(_) => {
-            let d = Delivery::failed(
-                both,
-                "provider_configuration_unavailable",
-                "This provider is no longer configured for the app.",
-            );
-            crate::web::end_in_error(
+            return end(
                 ctx,
                 req,
-                ACTION,
-                &mut session,
-                connect::error(
-                    "provider_configuration_unavailable",
-                    "the provider is no longer configured",
-                ),
+                (&mut session, &app),
+                "provider_configuration_unavailable",
+                "This provider is no longer configured for the app.",
+                "the provider is no longer configured",
             )
-            .await?;
-            return Ok(d);
+            .await;
         }
     };
     let answer = match client::exchange_code(
@@ -217,16 +210,7 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
                     "The provider could not be reached. Try again in a moment.",
                 ),
             };
-            let d = Delivery::failed(both, code, message);
-            crate::web::end_in_error(
-                ctx,
-                req,
-                ACTION,
-                &mut session,
-                connect::error(code, message),
-            )
-            .await?;
-            return Ok(d);
+            return end(ctx, req, (&mut session, &app), code, message, message).await;
         }
     };
     let now = OffsetDateTime::now_utc();
@@ -357,7 +341,7 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
         Ok(()) => {}
         Err(TxError::ConditionFailed(_)) => {
             return Ok(Delivery::failed(
-                both_of(&session, &app),
+                Some((&session, &app)),
                 "connect_session_used",
                 "This connection request was already used. Go back to the app and start again.",
             ));
@@ -381,10 +365,6 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
         return_url: session.return_url.clone(),
         outcome: Ok(vec![widget_grant]),
     })
-}
-
-fn both_of<'a>(s: &'a ConnectSession, a: &'a App) -> Option<(&'a ConnectSession, &'a App)> {
-    Some((s, a))
 }
 
 /// The grant a completed consent renews in place (same ID, `operation: "reauth"`): the one

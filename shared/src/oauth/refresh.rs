@@ -25,9 +25,13 @@ use uuid::Uuid;
 pub const MARGIN: time::Duration = time::Duration::seconds(60);
 /// Outlives the provider call it covers (`client::PROVIDER_TIMEOUT`) with room to write.
 const LEASE: Duration = Duration::from_secs(30);
-/// How long a caller waits for another caller's refresh.
-const WAIT: Duration = Duration::from_secs(5);
+/// How long a caller waits for another caller's refresh: most of a slow provider's answer
+/// time, well inside the function's timeout.
+const WAIT: Duration = Duration::from_secs(7);
+/// Waiters re-read the grant after this, then less often (up to `POLL_MAX`), so a crowd
+/// waiting on one refresh does not crowd the table.
 const POLL: Duration = Duration::from_millis(150);
+const POLL_MAX: Duration = Duration::from_millis(600);
 
 pub struct Fresh {
     pub secret: TokenSecret,
@@ -119,9 +123,11 @@ pub async fn fresh(
             return lead(ctx, grant, seen, &lease_id).await;
         }
         // Someone else holds the lease: wait for their token.
+        let mut pause = POLL;
         loop {
             let jitter = rand::random_range(0..100);
-            tokio::time::sleep(POLL + Duration::from_millis(jitter)).await;
+            tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
+            pause = (pause * 2).min(POLL_MAX);
             if Instant::now() >= deadline {
                 return Err(in_progress(grant));
             }

@@ -101,9 +101,13 @@ pub async fn list(ctx: &Ctx, app_id: Uuid) -> Result<Vec<ProviderConfig>, ApiErr
 }
 
 /// The callback every provider redirects to, unless the app's configuration overrides it.
-pub fn redirect_uri(ctx: &Ctx, c: &ProviderConfig) -> Result<String, ApiError> {
+pub fn redirect_uri(
+    ctx: &Ctx,
+    req: &crate::ApiRequest,
+    c: &ProviderConfig,
+) -> Result<String, ApiError> {
     match &c.redirect_uri {
         Some(uri) => Ok(uri.clone()),
-        None => Ok(format!("{}/sdk/oauth/callback", ctx.public_url()?)),
+        None => Ok(format!("{}/sdk/oauth/callback", ctx.public_url(req)?)),
     }
 }

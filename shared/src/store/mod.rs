@@ -5,6 +5,7 @@ pub mod keys;
 pub mod table;
 
 use crate::error::ApiError;
+use crate::iam::{self, Action};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
@@ -85,6 +86,18 @@ pub enum Write {
         key: ItemKey,
         condition: Condition,
     },
+}
+
+impl Write {
+    /// The IAM action this write needs, alone or inside a transaction.
+    fn action(&self) -> Action {
+        match self {
+            Write::Put { .. } => Action::PutItem,
+            Write::Update { .. } => Action::UpdateItem,
+            Write::Delete { .. } => Action::DeleteItem,
+            Write::Check { .. } => Action::ConditionCheckItem,
+        }
+    }
 }
 
 /// A condition expression with its placeholders.
@@ -232,6 +245,7 @@ impl Store {
     }
 
     pub async fn get(&self, key: &ItemKey, consistent: bool) -> Result<Option<Item>, ApiError> {
+        iam::require(Action::GetItem)?;
         let start = Instant::now();
         let out = self
             .client
@@ -247,6 +261,7 @@ impl Store {
 
     /// Strongly consistent reads of several items in one round trip, answered in request order.
     pub async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, ApiError> {
+        iam::require(Action::BatchGetItem)?;
         let mut found: HashMap<(String, String), Item> = HashMap::new();
         let mut pending: Vec<Item> = dedup(keys).iter().map(key_item).collect();
         for _ in 0..5 {
@@ -298,6 +313,9 @@ impl Store {
 
     /// All-or-nothing writes. A single write goes out as a plain conditional request.
     pub async fn transact(&self, writes: Vec<Write>) -> Result<(), TxError> {
+        for w in &writes {
+            iam::require(w.action()).map_err(TxError::Unavailable)?;
+        }
         if writes.len() == 1 && !matches!(writes[0], Write::Check { .. }) {
             return self
                 .single(writes.into_iter().next().expect("one write"))
@@ -496,6 +514,7 @@ impl Store {
     }
 
     pub async fn query(&self, q: Query<'_>) -> Result<Page, ApiError> {
+        iam::require(Action::Query)?;
         let pk_name = match q.index {
             Some(index) => format!("{index}pk"),
             None => "pk".to_string(),
