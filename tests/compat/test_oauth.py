@@ -13,10 +13,10 @@ from alter_sdk.exceptions import AmbiguousGrantError, ConnectDeniedError, GrantR
 from conftest import PROVIDER_ID, complete_connect, use_provider
 
 
-async def connect(tenant, portcullis) -> str:
+async def connect(tenant, portcullis, **options) -> str:
     """One Connect session completed end to end; answers the grant ID the SDK's poll returned."""
     async with App(api_key=tenant.api_key) as app:
-        session = await app.create_connect_session(allowed_providers=[PROVIDER_ID])
+        session = await app.create_connect_session(allowed_providers=[PROVIDER_ID], **options)
         assert session.connect_url.startswith(f"{portcullis.url}/sdk/oauth/connect#session=")
         page = complete_connect(portcullis.url, session.session_token)
         assert page.status_code == 200
@@ -74,9 +74,9 @@ def test_an_expired_token_is_refreshed_transparently(portcullis, tenant, oauth_p
 
 def test_two_accounts_are_ambiguous_until_the_call_names_one(portcullis, tenant, oauth_provider):
     use_provider(tenant, oauth_provider)
-    first = asyncio.run(connect(tenant, portcullis))
+    first = asyncio.run(connect(tenant, portcullis, requested_grant={"label": "work"}))
     oauth_provider.configure(subject="user-2")
-    second = asyncio.run(connect(tenant, portcullis))
+    second = asyncio.run(connect(tenant, portcullis, requested_grant={"label": "personal"}))
     assert first != second
 
     async def calls():
@@ -86,11 +86,15 @@ def test_two_accounts_are_ambiguous_until_the_call_names_one(portcullis, tenant,
             named = await app.request(
                 "GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID, account="user-2@example.test"
             )
-            return ambiguous.value, named
+            by_label = await app.request(
+                "GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID, label="work"
+            )
+            return ambiguous.value, named, by_label
 
-    ambiguous, named = asyncio.run(calls())
+    ambiguous, named, by_label = asyncio.run(calls())
     assert {first, second} <= set(map(str, ambiguous.details.get("grant_ids", [])))
     assert named.status_code == 200 and named.json()["sub"] == "user-2"
+    assert by_label.status_code == 200 and by_label.json()["sub"] == "user-1"
 
 
 def test_a_revoked_grant_raises_grant_revoked_and_is_revoked_at_the_provider(portcullis, tenant, oauth_provider):
