@@ -75,6 +75,11 @@ pub struct Ctx {
     directory: Mutex<HashMap<String, DirectoryEntry>>,
     /// (app, grant) → managed secret: a grant's secret never changes either.
     grant_secret: Mutex<HashMap<(Uuid, Uuid), Uuid>>,
+    /// Identity providers' signing keys (`idp::jwks`).
+    pub jwks: crate::idp::jwks::Cache,
+    /// app → (identity provider ID, user-ID claim) as last read: lets a call carrying a user
+    /// token read the user's record in its first round trip (`idp::prefetch`).
+    idp_seen: Mutex<HashMap<Uuid, (Uuid, String)>>,
 }
 
 const CACHE_LIMIT: usize = 20_000;
@@ -115,6 +120,8 @@ impl Ctx {
             config,
             directory: Mutex::new(HashMap::new()),
             grant_secret: Mutex::new(HashMap::new()),
+            jwks: Default::default(),
+            idp_seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,6 +161,18 @@ impl Ctx {
             c.clear();
         }
         c.insert((app_id, grant_id), secret_id);
+    }
+
+    pub fn cached_idp(&self, app_id: Uuid) -> Option<(Uuid, String)> {
+        self.idp_seen.lock().expect("cache").get(&app_id).cloned()
+    }
+
+    pub fn remember_idp(&self, app_id: Uuid, idp_id: Uuid, user_claim: &str) {
+        let mut c = self.idp_seen.lock().expect("cache");
+        if c.len() >= CACHE_LIMIT {
+            c.clear();
+        }
+        c.insert(app_id, (idp_id, user_claim.to_string()));
     }
 
     /// The root secret that authorises bootstrap, fetched when first needed.

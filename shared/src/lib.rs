@@ -9,6 +9,7 @@ pub mod destination;
 pub mod error;
 pub mod http;
 pub mod iam;
+pub mod idp;
 pub mod model;
 pub mod oauth;
 pub mod pipeline;

@@ -200,3 +200,22 @@ pub fn agent_key(k: &KeyRecord) -> Value {
         "last_used_at": t(k.last_used_at),
     })
 }
+
+/// An app's identity provider as operators see it.
+pub fn idp(c: &crate::model::IdpConfig) -> Value {
+    json!({
+        "idp_id": c.idp_id,
+        "app_id": c.app_id,
+        "preset": c.preset,
+        "issuer": c.issuer,
+        "jwks_url": c.jwks_url,
+        "audience": c.audiences,
+        "authorized_parties": c.authorized_parties,
+        "algorithms": c.algorithms.iter().map(|a| a.name()).collect::<Vec<_>>(),
+        "claims": c.claims,
+        "claims_locked": c.first_sign_in_at.is_some(),
+        "first_sign_in_at": c.first_sign_in_at.map(rfc3339),
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+    })
+}

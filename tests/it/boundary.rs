@@ -101,6 +101,9 @@ const WALKED: &[&str] = &[
     "op_provider_get",
     "op_provider_put",
     "op_provider_delete",
+    "op_idp_get",
+    "op_idp_put",
+    "op_idp_delete",
     "op_apps_list",
     "op_member_remove",
     "op_my_key_revoke",
@@ -311,6 +314,13 @@ fn app_routes(a: &TestApp) -> Vec<(&'static str, String, Value)> {
             json!({"client_id": "cid", "client_secret": "cs"}),
         ),
         ("DELETE", "/providers/github".into(), Value::Null),
+        ("GET", "/idp".into(), Value::Null),
+        (
+            "PUT",
+            "/idp".into(),
+            json!({"preset": "auth0", "domain": "acme.auth0.com", "audience": "x"}),
+        ),
+        ("DELETE", "/idp".into(), Value::Null),
         ("GET", "/audit".into(), Value::Null),
     ]
 }

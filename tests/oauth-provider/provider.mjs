@@ -36,7 +36,7 @@ function reset() {
   codes = new Map(); // code -> { clientId, redirectUri, sub, scopes, challenge, grant, used }
   refreshTokens = new Map(); // token -> { clientId, sub, scopes, grant }
   accessTokens = new Map(); // token -> { clientId, sub, scopes, grant, exp (ms) }
-  log = { token_requests: [], refresh_count: 0, code_exchange_count: 0, revocations: [], authorize_requests: [] };
+  log = { token_requests: [], refresh_count: 0, code_exchange_count: 0, revocations: [], authorize_requests: [], jwks_requests: 0 };
 }
 reset();
 
@@ -252,7 +252,33 @@ async function revoke(req, res, fields) {
   }));
 }
 
-function control(req, res, path, body) {
+// As an identity provider: signs ID tokens with the package's keystore (published at /jwks)
+// for the claims a test asks for; `null` removes a default claim (iss, exp, nbf, iat).
+async function idToken(res, body) {
+  const { claims = {}, expires_in: expiresIn = 3600, alg, kid: wantKid } = body;
+  let kid = wantKid;
+  if (alg && !kid) kid = oauth.issuer.keys.toJSON().find((k) => k.alg === alg)?.kid;
+  if (alg && !kid) return send(res, 400, { error: `no ${alg} key: POST /control/idp/keys first` });
+  const token = await oauth.issuer.buildToken({
+    kid,
+    expiresIn,
+    scopesOrTransform: (_header, payload) => {
+      for (const [k, v] of Object.entries(claims)) {
+        if (v === null) delete payload[k];
+        else payload[k] = v;
+      }
+    },
+  });
+  return send(res, 200, { token });
+}
+
+async function control(req, res, path, body) {
+  if (path === '/control/idp/token' && req.method === 'POST') return idToken(res, body);
+  if (path === '/control/idp/keys' && req.method === 'POST') {
+    // A new signing key, as an IDP rotating its keys publishes one: tokens name it by kid.
+    const jwk = await oauth.issuer.keys.generate(body.alg ?? 'RS256', body.kid ? { kid: body.kid } : undefined);
+    return send(res, 200, { kid: jwk.kid, alg: jwk.alg });
+  }
   if (path === '/control/log' && req.method === 'GET') return send(res, 200, log);
   if (path === '/control/reset' && req.method === 'POST') {
     reset();
@@ -300,6 +326,7 @@ async function handle(req, res) {
     });
     return send(res, 200, doc);
   }
+  if (path === '/jwks') log.jwks_requests++;
   relay(res, await forward(req, url.pathname + url.search)); // jwks, introspect, endsession
 
 }

@@ -79,6 +79,53 @@ impl Provider {
             .expect("log JSON")
     }
 
+    async fn control(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/control/{path}", self.issuer))
+            .json(&body)
+            .send()
+            .await
+            .expect("control");
+        assert!(r.status().is_success(), "control/{path} {body}");
+        r.json().await.expect("control JSON")
+    }
+
+    /// As an identity provider: a signed ID token for `claims` (merged over `iss`, `iat`,
+    /// `nbf`, `exp`; `null` removes one), with the audience the tests configure by default.
+    pub async fn id_token(&self, claims: Value) -> String {
+        self.id_token_with(json!({ "claims": with_audience(claims) }))
+            .await
+    }
+
+    /// `body` as `/control/idp/token` takes it (`claims`, `expires_in`, `alg`, `kid`).
+    pub async fn id_token_with(&self, body: Value) -> String {
+        self.control("idp/token", body).await["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// A new signing key at the IDP (a rotation): its `kid`.
+    pub async fn new_key(&self, alg: &str) -> String {
+        self.control("idp/keys", json!({ "alg": alg })).await["kid"]
+            .as_str()
+            .expect("kid")
+            .to_string()
+    }
+
+    /// The public keys the IDP publishes.
+    pub async fn jwks(&self) -> Value {
+        self.http
+            .get(format!("{}/jwks", self.issuer))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("jwks JSON")
+    }
+
     pub async fn refresh_count(&self) -> u64 {
         self.log().await["refresh_count"].as_u64().unwrap_or(0)
     }
@@ -131,7 +178,30 @@ impl Provider {
     }
 }
 
+/// The audience the tests configure for their identity providers.
+pub const AUDIENCE: &str = "portcullis-tests";
+
+fn with_audience(mut claims: Value) -> Value {
+    if let Some(c) = claims.as_object_mut() {
+        c.entry("aud").or_insert(json!(AUDIENCE));
+    }
+    claims
+}
+
 impl TestApp {
+    /// Makes the provider process this app's identity provider (custom OIDC, by discovery).
+    pub async fn use_idp(&self, env: &Env, p: &Provider, tweak: Value) -> Resp {
+        let mut body = json!({"preset": "oidc", "issuer": p.issuer, "audience": AUDIENCE});
+        if let (Some(b), Some(t)) = (body.as_object_mut(), tweak.as_object()) {
+            for (k, v) in t {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        self.org
+            .op(env, "PUT", &format!("/v1/apps/{}/idp", self.app_id), body)
+            .await
+    }
+
     /// Configures the provider process for this app (client `portcullis-test`).
     pub async fn use_provider(
         &self,

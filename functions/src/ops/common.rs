@@ -104,3 +104,20 @@ pub fn reachable(
         _ => Ok(()),
     }
 }
+
+/// The end user a call's `user_token` names, verified against the app's identity provider
+/// (`items`: what `portcullis::idp::prefetch` asked for). The writes of a first sight go into
+/// `writes`, to commit with the call; the audit row names the user.
+pub async fn end_user(
+    ctx: &portcullis::Ctx,
+    call: &mut portcullis::pipeline::Call<'_>,
+    token: &str,
+    items: &mut [Option<Item>],
+    writes: &mut Vec<portcullis::store::Write>,
+) -> Result<portcullis::idp::EndUser, ApiError> {
+    let resolved = portcullis::idp::resolve(ctx, call.caller.app(), token, items, call.now).await?;
+    call.audit.principal_type = Some("user".into());
+    call.audit.principal_id = Some(resolved.user.app_user_id.to_string());
+    writes.extend(resolved.writes);
+    Ok(resolved.user)
+}

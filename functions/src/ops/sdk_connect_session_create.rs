@@ -3,12 +3,12 @@
 //! makes belongs to the app itself.
 
 use portcullis::model::connect::{ConnectSession, ConnectStatus};
-use portcullis::model::{Grant, GrantKind, ProviderConfig};
+use portcullis::model::{Grant, GrantKind, Principal, ProviderConfig};
 use portcullis::oauth::connect;
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::{grants, providers, validate};
-use portcullis::store::{Condition, Item, Write, from_item, keys};
-use portcullis::{ApiError, ApiResponse, Ctx, model::rfc3339};
+use portcullis::store::{Condition, Item, ItemKey, Write, from_item, keys};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, model::rfc3339};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -62,16 +62,31 @@ impl Operation for Op {
     const ACCESS: Access = Access::Scope("connect:initiate");
     type Body = Body;
 
+    fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        match (app, &body.user_token) {
+            (Some(app), Some(token)) => portcullis::idp::prefetch(ctx, app, token).to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
     async fn run(
         ctx: &Ctx,
         call: &mut Call<'_>,
         body: Body,
-        _: Vec<Option<Item>>,
+        mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
         let app = call.caller.app();
-        if body.user_token.is_some() {
-            return Err(super::sdk_token::no_identity_provider());
-        }
+        let mut writes = Vec::new();
+        let principal = match &body.user_token {
+            Some(token) => {
+                let user =
+                    super::common::end_user(ctx, call, token, &mut items, &mut writes).await?;
+                Principal::User {
+                    app_user_id: user.app_user_id.to_string(),
+                }
+            }
+            None => Principal::System,
+        };
         if body.agent.is_some() {
             return Err(ApiError::bad_request(
                 "agent_requires_user_token",
@@ -94,7 +109,7 @@ impl Operation for Op {
         }
         let required_scopes = required_scopes(&providers, body.required_scopes)?;
         let repair_grant_id = match &body.repair_grant_id {
-            Some(raw) => Some(repair_target(ctx, app, raw, &providers).await?),
+            Some(raw) => Some(repair_target(ctx, app, raw, &providers, &principal).await?),
             None => None,
         };
         let label = match body.requested_grant {
@@ -146,6 +161,7 @@ impl Operation for Op {
             allowed_origin,
             repair_grant_id,
             label,
+            principal: Some(principal),
             grant_policy,
             metadata,
             direct: body.direct,
@@ -174,12 +190,13 @@ impl Operation for Op {
             "single_provider": session.providers.len() == 1,
             "direct": session.direct,
         });
+        writes.push(Write::Put {
+            item: connect::item(&session),
+            condition: Some(Condition::absent()),
+        });
         Ok(Outcome::with_writes(
             ApiResponse::ok(&answer).header("cache-control", "no-store"),
-            vec![Write::Put {
-                item: connect::item(&session),
-                condition: Some(Condition::absent()),
-            }],
+            writes,
             ApiError::conflict("write_conflict", "retry"),
         ))
     }
@@ -271,6 +288,7 @@ async fn repair_target(
     app: Uuid,
     raw: &str,
     providers: &[ProviderConfig],
+    principal: &Principal,
 ) -> Result<Uuid, ApiError> {
     let id = Uuid::try_parse(raw)
         .map_err(|_| ApiError::validation("`repair_grant_id` must be a UUID"))?;
@@ -281,6 +299,10 @@ async fn repair_target(
         .map(from_item)
         .transpose()?
         .ok_or_else(grants::grant_not_found)?;
+    // Only the session's own principal's grants can be repaired (another user's is missing).
+    if grant.principal != *principal {
+        return Err(grants::grant_not_found());
+    }
     match (&grant.kind, providers) {
         (GrantKind::OAuth { provider_id, .. }, [one]) if *provider_id == one.provider_id => Ok(id),
         (GrantKind::OAuth { .. }, [_]) => Err(ApiError::validation(

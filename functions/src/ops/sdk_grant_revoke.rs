@@ -3,7 +3,7 @@
 //! calls answer `grant_revoked`; revoking again answers the first revocation.
 
 use super::common::record;
-use portcullis::model::{Grant, rfc3339};
+use portcullis::model::{Grant, Principal, rfc3339};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::grants::{self, grant_not_found};
 use portcullis::store::{Item, ItemKey, keys};
@@ -33,11 +33,19 @@ impl Operation for Op {
     const ACCESS: Access = Access::Scope("grants:write");
     type Body = Body;
 
-    fn prefetch(_: &Ctx, req: &ApiRequest, _: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, req.uuid_param("grant_id", grant_not_found())) {
-            (Some(app), Ok(id)) => vec![keys::grant(app, id)],
-            _ => Vec::new(),
+    fn prefetch(ctx: &Ctx, req: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        let Some(app) = app else {
+            return Vec::new();
+        };
+        let mut keys: Vec<ItemKey> = req
+            .uuid_param("grant_id", grant_not_found())
+            .map(|id| keys::grant(app, id))
+            .into_iter()
+            .collect();
+        if let Some(token) = &body.user_token {
+            keys.extend(portcullis::idp::prefetch(ctx, app, token));
         }
+        keys
     }
 
     async fn run(
@@ -46,9 +54,18 @@ impl Operation for Op {
         body: Body,
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
-        if body.user_token.is_some() {
-            return Err(super::sdk_token::no_identity_provider());
-        }
+        let mut identity_writes = Vec::new();
+        let user = match &body.user_token {
+            Some(token) => {
+                let own = usize::from(call.req.uuid_param("grant_id", grant_not_found()).is_ok());
+                let identity = items.get_mut(own..).unwrap_or_default();
+                Some(
+                    super::common::end_user(ctx, call, token, identity, &mut identity_writes)
+                        .await?,
+                )
+            }
+            None => None,
+        };
         call.audit.reason = body.reason.map(|r| r.chars().take(1024).collect());
         let grant_id = call.req.uuid_param("grant_id", grant_not_found())?;
         call.audit.resource_type = Some("grant".into());
@@ -57,6 +74,15 @@ impl Operation for Op {
         let grant: Grant =
             record(items.first_mut().and_then(Option::take))?.ok_or_else(grant_not_found)?;
         super::common::reachable(call, &grant)?;
+        // With a user token, only that user's own grants (others' answer as missing).
+        if let Some(user) = &user
+            && grant.principal
+                != (Principal::User {
+                    app_user_id: user.app_user_id.to_string(),
+                })
+        {
+            return Err(grant_not_found());
+        }
         let answer = |at| {
             ApiResponse::ok(&json!({
                 "success": true,
@@ -68,7 +94,8 @@ impl Operation for Op {
         if let Some(at) = grant.revoked_at {
             return Ok(Outcome::respond(answer(at)));
         }
-        let (writes, provider) = grants::revoke(ctx, &grant, call.now).await?;
+        let (mut writes, provider) = grants::revoke(ctx, &grant, call.now).await?;
+        writes.extend(identity_writes);
         call.audit.detail = provider.map(|p| json!({ "provider_revocation": p }));
         Ok(Outcome::with_writes(
             answer(call.now),

@@ -1,13 +1,14 @@
 //! `POST /sdk/grants/list`: the grants this caller can use (spec §6 row 7, §7.8).
 
-use super::common::page;
+use super::common::{end_user, page};
 use portcullis::model::Principal;
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::grants;
-use portcullis::store::Item;
-use portcullis::{ApiError, ApiResponse, Ctx, views};
+use portcullis::store::{Item, ItemKey};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde::Deserialize;
 use serde_json::json;
+use uuid::Uuid;
 
 /// Listing reads at most this many grants; deeper offsets are refused.
 /// What this operation may do to AWS: its Lambda function's IAM policy.
@@ -35,11 +36,18 @@ impl Operation for Op {
     const ACCESS: Access = Access::Scope("grants:read");
     type Body = Body;
 
+    fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        match (app, &body.user_token) {
+            (Some(app), Some(token)) => portcullis::idp::prefetch(ctx, app, token).to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
     async fn run(
         ctx: &Ctx,
         call: &mut Call<'_>,
         body: Body,
-        _: Vec<Option<Item>>,
+        mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
         let limit = body.limit.unwrap_or(100);
         let offset = body.offset.unwrap_or(0);
@@ -51,12 +59,11 @@ impl Operation for Op {
                 "`offset` must be between 0 and {MAX_SCAN}"
             )));
         }
-        if body.user_token.is_some() {
-            return Err(ApiError::unauthorized(
-                "jwt_validation_error",
-                "this app has no identity provider configured, so user tokens cannot be verified",
-            ));
-        }
+        let mut writes = Vec::new();
+        let user = match &body.user_token {
+            Some(token) => Some(end_user(ctx, call, token, &mut items, &mut writes).await?),
+            None => None,
+        };
         if let Some(s) = &body.status
             && !matches!(s.as_str(), "active" | "expired" | "revoked")
         {
@@ -64,10 +71,17 @@ impl Operation for Op {
                 "`status` must be active, expired or revoked",
             ));
         }
-        // An agent's own key lists the grants bound to it; an app key, all of the app's.
-        let principal = call.caller.agent_key_owner().map(|a| Principal::Agent {
-            agent_id: a.agent_id,
-        });
+        // An agent's own key lists the grants bound to it; a user token, that user's; an app
+        // key alone, all of the app's.
+        let principal = match (call.caller.agent_key_owner(), &user) {
+            (Some(a), _) => Some(Principal::Agent {
+                agent_id: a.agent_id,
+            }),
+            (None, Some(u)) => Some(Principal::User {
+                app_user_id: u.app_user_id.to_string(),
+            }),
+            (None, None) => None,
+        };
         let (all, truncated) =
             grants::list(&ctx.store, call.caller.app(), principal.as_ref(), MAX_SCAN).await?;
         let now = call.now;
@@ -88,14 +102,16 @@ impl Operation for Op {
             })
             .collect();
         let (items, has_more) = page(&matching, offset as usize, limit as usize);
-        Ok(Outcome::respond(ApiResponse::ok(&json!({
+        let mut outcome = Outcome::respond(ApiResponse::ok(&json!({
             "grants": items,
             "total": matching.len(),
             "limit": limit,
             "offset": offset,
             "has_more": has_more,
             "is_truncated": truncated,
-        }))))
+        })));
+        outcome.writes = writes;
+        Ok(outcome)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `POST /sdk/managed-secrets/{managed_secret_id}/grants`: bind a managed secret to a
 //! principal from the app's backend (spec §6 row 13).
 
-use super::common::{future_time, record};
+use super::common::{end_user, future_time, record};
 use portcullis::model::{ManagedSecret, Principal, rfc3339};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::{grants, validate};
@@ -27,6 +27,7 @@ struct PrincipalInput {
     #[serde(rename = "type")]
     kind: String,
     label: Option<String>,
+    user_token: Option<String>,
 }
 
 fn secret_not_found() -> ApiError {
@@ -41,15 +42,23 @@ impl Operation for Op {
     const ACCESS: Access = Access::Scope("grants:write");
     type Body = Body;
 
-    fn prefetch(_: &Ctx, req: &ApiRequest, _: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, req.uuid_param("managed_secret_id", secret_not_found())) {
-            (Some(app), Ok(id)) => vec![keys::secret(app, id)],
-            _ => Vec::new(),
+    fn prefetch(ctx: &Ctx, req: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
+        let Some(app) = app else {
+            return Vec::new();
+        };
+        let mut keys: Vec<ItemKey> = req
+            .uuid_param("managed_secret_id", secret_not_found())
+            .map(|id| keys::secret(app, id))
+            .into_iter()
+            .collect();
+        if let Some(token) = &body.principal.user_token {
+            keys.extend(portcullis::idp::prefetch(ctx, app, token));
         }
+        keys
     }
 
     async fn run(
-        _: &Ctx,
+        ctx: &Ctx,
         call: &mut Call<'_>,
         body: Body,
         mut items: Vec<Option<Item>>,
@@ -61,6 +70,7 @@ impl Operation for Op {
         call.audit.resource_id = Some(secret_id.to_string());
         let secret: ManagedSecret =
             record(items.first_mut().and_then(Option::take))?.ok_or_else(secret_not_found)?;
+        let mut writes = Vec::new();
         if body.credential_id.is_some() {
             return Err(ApiError::validation(
                 "`credential_id` is not supported: a managed secret has one credential",
@@ -68,11 +78,22 @@ impl Operation for Op {
         }
         let principal = match body.principal.kind.as_str() {
             "system" => Principal::System,
-            // Both are resolved from the end user's token, which needs the app's identity provider.
-            "user" | "group" => {
-                return Err(ApiError::unauthorized(
-                    "jwt_validation_error",
-                    "this app has no identity provider configured, so user and group principals cannot be verified",
+            // The user is whoever the app's identity provider says the token names.
+            "user" => {
+                let token = body.principal.user_token.as_deref().ok_or_else(|| {
+                    ApiError::validation("a user principal needs `principal.user_token`")
+                })?;
+                let identity = items.get_mut(1..).unwrap_or_default();
+                let user = end_user(ctx, call, token, identity, &mut writes).await?;
+                Principal::User {
+                    app_user_id: user.app_user_id.to_string(),
+                }
+            }
+            "group" => {
+                return Err(ApiError::new(
+                    http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "group_principal_unsupported",
+                    "group principals are not supported yet: grant the secret to each user",
                 ));
             }
             "agent" => {
@@ -112,9 +133,10 @@ impl Operation for Op {
             "created_at": rfc3339(grant.created_at),
             "credential_id": Value::Null,
         });
+        writes.extend(grants::create_writes(&grant, &secret));
         Ok(Outcome::with_writes(
             ApiResponse::ok(&answer),
-            grants::create_writes(&grant, &secret),
+            writes,
             secret_not_found(),
         ))
     }

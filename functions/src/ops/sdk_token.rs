@@ -6,7 +6,7 @@
 //! audit row. An OAuth token that would expire within a minute is refreshed first
 //! (`oauth::refresh`).
 
-use super::common::record;
+use super::common::{end_user, record};
 use portcullis::model::secret::host_allowed;
 use portcullis::model::{Grant, GrantKind, Principal};
 use portcullis::oauth::refresh;
@@ -59,10 +59,17 @@ impl Operation for Op {
     type Body = Body;
 
     fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, grant_id(body)) {
-            (Some(app), Some(grant_id)) => grants::prefetch_credential(ctx, app, grant_id),
-            _ => Vec::new(),
+        let Some(app) = app else {
+            return Vec::new();
+        };
+        let mut keys = match grant_id(body) {
+            Some(grant_id) => grants::prefetch_credential(ctx, app, grant_id),
+            None => Vec::new(),
+        };
+        if let Some(token) = &body.user_token {
+            keys.extend(portcullis::idp::prefetch(ctx, app, token));
         }
+        keys
     }
 
     async fn run(
@@ -73,9 +80,15 @@ impl Operation for Op {
     ) -> Result<Outcome, ApiError> {
         let app = call.caller.app();
         call.audit.reason = body.reason.as_ref().map(|r| r.chars().take(1024).collect());
-        if body.user_token.is_some() {
-            return Err(no_identity_provider());
-        }
+        let mut writes = Vec::new();
+        let user = match &body.user_token {
+            Some(token) => {
+                let own = if grant_id(&body).is_some() { 2 } else { 0 };
+                let identity = items.get_mut(own..).unwrap_or_default();
+                Some(end_user(ctx, call, token, identity, &mut writes).await?)
+            }
+            None => None,
+        };
         let target = body
             .request
             .as_ref()
@@ -91,8 +104,12 @@ impl Operation for Op {
                 let id = Uuid::parse_str(raw)
                     .map_err(|_| ApiError::validation("`grant_id` must be a UUID"))?;
                 call.audit.grant_id = Some(id.to_string());
-                record(items.first_mut().and_then(Option::take))?
-                    .ok_or_else(grants::grant_not_found)?
+                let grant: Grant = record(items.first_mut().and_then(Option::take))?
+                    .ok_or_else(grants::grant_not_found)?;
+                if let Some(user) = &user {
+                    owned_by_user(&grant, user)?;
+                }
+                grant
             }
             (None, Some(provider)) => {
                 if body.app_user_id.is_some() {
@@ -102,11 +119,14 @@ impl Operation for Op {
                     ));
                 }
                 {
-                    let principal = match call.caller.agent_key_owner() {
-                        Some(agent) => Principal::Agent {
+                    let principal = match (call.caller.agent_key_owner(), &user) {
+                        (Some(agent), _) => Principal::Agent {
                             agent_id: agent.agent_id,
                         },
-                        None => Principal::System,
+                        (None, Some(user)) => Principal::User {
+                            app_user_id: user.app_user_id.to_string(),
+                        },
+                        (None, None) => Principal::System,
                     };
                     resolve_by_provider(
                         ctx,
@@ -204,6 +224,7 @@ impl Operation for Op {
         };
         let mut outcome =
             Outcome::respond(ApiResponse::ok(&answer).header("cache-control", "no-store"));
+        outcome.writes = writes;
         if needs_touch(grant.last_used_at, call.now) {
             outcome.touch = Some(keys::grant(app, grant.grant_id));
         }
@@ -211,12 +232,17 @@ impl Operation for Op {
     }
 }
 
-pub fn no_identity_provider() -> ApiError {
-    ApiError::unauthorized(
-        "jwt_validation_error",
-        "this app has no identity provider configured, so user tokens cannot be verified",
-    )
-    .hint("configure the app's identity provider, or call without user_token")
+/// With a user token, a grant named by ID must be that user's: another user's answers as a
+/// missing grant; the app's own (system) grant is refused by name, as the SDK documents.
+fn owned_by_user(grant: &Grant, user: &portcullis::idp::EndUser) -> Result<(), ApiError> {
+    match &grant.principal {
+        Principal::User { app_user_id } if *app_user_id == user.app_user_id.to_string() => Ok(()),
+        Principal::System => Err(ApiError::forbidden(
+            "system_grant_user_token_mismatch",
+            "this grant belongs to the app, not to a user: call it without user_token",
+        )),
+        _ => Err(grants::grant_not_found()),
+    }
 }
 
 /// Provider mode: exactly one active grant of that secret slug held by the principal (the app
@@ -247,7 +273,10 @@ async fn resolve_by_provider(
             .field("provider_id", json!(provider))
             .field("account_identifiers", json!(many.iter().filter_map(account_of).collect::<Vec<_>>()))
             .field("account_was_provided", json!(account.is_some()))
-            .field("app_user_ids", json!([]))
+            .field("app_user_ids", json!(match principal {
+                Principal::User { app_user_id } => vec![app_user_id.clone()],
+                _ => Vec::new(),
+            }))
             .field("grant_ids", json!(many.iter().map(|g| g.grant_id).collect::<Vec<_>>()))
             .field("candidates", json!(many.iter().take(20).map(|g| json!({
                 "grant_id": g.grant_id, "label": g.label, "account_identifier": account_of(g), "account_display_name": null

@@ -230,7 +230,7 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
     );
     let scope_mismatch = required.iter().any(|s| !granted.contains(s));
 
-    let principal = Principal::System;
+    let principal = session.principal.clone().unwrap_or(Principal::System);
     let existing = reauth_target(
         ctx,
         &session,

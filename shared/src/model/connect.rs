@@ -47,6 +47,9 @@ pub struct ConnectSession {
     pub repair_grant_id: Option<Uuid>,
     #[serde(default)]
     pub label: Option<String>,
+    /// Whose grants this session makes: the user a verified `user_token` named, else the app.
+    #[serde(default)]
+    pub principal: Option<super::Principal>,
     #[serde(default, with = "super::json_text")]
     pub grant_policy: Option<Value>,
     #[serde(default, with = "super::json_text")]

@@ -95,6 +95,16 @@ pub fn provider(app_id: Uuid, provider_id: &str) -> ItemKey {
     key(format!("{app_id}#PROVIDER#{provider_id}"), "PROVIDER")
 }
 
+/// An app's identity provider (one per app).
+pub fn idp(app_id: Uuid) -> ItemKey {
+    key(format!("{app_id}#IDP"), "IDP")
+}
+
+/// An end user of an app (the ID is derived from the identity provider and the subject).
+pub fn app_user(app_id: Uuid, app_user_id: Uuid) -> ItemKey {
+    key(format!("{app_id}#USER#{app_user_id}"), "USER")
+}
+
 /// A Connect session, by the reference derived from its token.
 pub fn connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
     key(format!("{app_id}#CONNECT#{ref_id}"), "CONNECT")
