@@ -76,6 +76,9 @@ enum Command {
     /// is read as JSON on stdin, never from arguments.
     #[command(subcommand)]
     Providers(Providers),
+    /// The identity provider of an app (one per app), which verifies end users' tokens.
+    #[command(subcommand)]
+    Idp(Idp),
     /// Query an app's audit log (or the organisation's, without --app), newest first.
     Audit(AuditArgs),
 }
@@ -256,6 +259,15 @@ enum Providers {
         app: AppArg,
         provider_id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum Idp {
+    Get(AppArg),
+    /// Creates or replaces; stdin: {"preset":"auth0","domain":…,"audience":…} or
+    /// {"preset":"oidc","issuer":…,"audience":…} (docs/operator-api.md lists every field).
+    Set(AppArg),
+    Delete(AppArg),
 }
 
 #[derive(Args)]
@@ -472,6 +484,14 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                     ("PUT", at(&app, &provider_id), Some(stdin_json()?))
                 }
                 Providers::Delete { app, provider_id } => ("DELETE", at(&app, &provider_id), None),
+            }
+        }
+        Command::Idp(i) => {
+            let at = |app: &AppArg| format!("/v1/apps/{}/idp", enc(&app.app));
+            match i {
+                Idp::Get(a) => ("GET", at(&a), None),
+                Idp::Set(a) => ("PUT", at(&a), Some(stdin_json()?)),
+                Idp::Delete(a) => ("DELETE", at(&a), None),
             }
         }
         Command::Audit(a) => {

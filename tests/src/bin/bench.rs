@@ -117,9 +117,18 @@ fn main() {
         app.use_provider(env, &provider, &["read"], json!({})).await.ok();
         let oauth_grant = app.connect(env, &provider).await;
         let oauth_token = json!({"grant_id": oauth_grant, "reason": null, "request": {"method": "GET", "url": format!("{}/api/x", provider.issuer)}});
+        // The same provider process as the app's identity provider, and a grant to one user.
+        app.use_idp(env, &provider, json!({})).await.ok();
+        let user_token = provider.id_token(json!({"sub": "bench-user"})).await;
+        let user_grant = app.sdk(env, "POST", &format!("/sdk/managed-secrets/{}/grants", app.secret_id),
+            json!({"principal": {"type": "user", "user_token": user_token}})).await.body["grant_id"].as_str().expect("user grant").to_string();
+        let mut user_call = app.token_body(&user_grant);
+        user_call["user_token"] = json!(user_token);
+        let key_fetches = provider.log().await["jwks_requests"].as_u64().unwrap_or(0);
         let rows = vec![
             measure(env, "POST /sdk/token", n, || sign(&app.key, "POST", "/sdk/token", &token)).await,
             measure(env, "POST /sdk/token (OAuth grant)", n, || sign(&app.key, "POST", "/sdk/token", &oauth_token)).await,
+            measure(env, "POST /sdk/token (user_token)", n, || sign(&app.key, "POST", "/sdk/token", &user_call)).await,
             measure(env, "POST /sdk/token (agent key)", n, || sign(&agent_key, "POST", "/sdk/token", &agent_token)).await,
             measure(env, "POST /sdk/token (rate-limited key)", n, || sign(&limited, "POST", "/sdk/token", &token)).await,
             measure(env, "POST /sdk/grants/list", n, || sign(&app.key, "POST", "/sdk/grants/list", &json!({"limit": 10}))).await,
@@ -152,5 +161,11 @@ fn main() {
         println!("target for an OAuth token without refresh: the managed-secret path's calls and depth → {} calls, {} round trips: {}",
             o.calls, o.depth, if same { "met" } else { "NOT MET" });
         assert!(same, "an OAuth token call costs more DynamoDB work than a managed-secret one");
+        let u = &rows[2];
+        let fetched = provider.log().await["jwks_requests"].as_u64().unwrap_or(0) - key_fetches;
+        let same = (u.calls, u.depth) == (t.calls, t.depth) && fetched == 0;
+        println!("target for a user_token call on a warm instance: no added round trip → {} calls, {} round trips, {fetched} IdP key fetches: {}",
+            u.calls, u.depth, if same { "met" } else { "NOT MET" });
+        assert!(same, "verifying a user token added a round trip");
     });
 }

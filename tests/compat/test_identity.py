@@ -1,0 +1,109 @@
+"""End users through the official alter-sdk: an app whose identity provider is the test OIDC
+issuer (tests/oauth-provider), `App(user_token_getter=…)` acting for one user at a time, each
+seeing and using only their own grants."""
+
+import asyncio
+
+import pytest
+from alter_sdk import App
+from alter_sdk.exceptions import AmbiguousGrantError, GrantNotFoundError, ReAuthRequiredError
+from conftest import PROVIDER_ID, complete_connect, use_provider
+
+AUDIENCE = "portcullis-compat"
+
+
+def use_idp(tenant, provider) -> dict:
+    """The test issuer as the app's identity provider, configured with the CLI."""
+    body = {"preset": "oidc", "issuer": provider.issuer, "audience": AUDIENCE}
+    return tenant.org.cli("idp", "set", "--app", tenant.app_id, stdin=body)
+
+
+def id_token(provider, sub: str, **claims) -> str:
+    claims = {"sub": sub, "aud": AUDIENCE, "email": f"{sub}@example.test", **claims}
+    return provider.control("idp/token", {"claims": claims})["token"]
+
+
+async def connect_as(portcullis, tenant, token: str) -> str:
+    """A Connect completed by the user `token` names (the getter supplies it): the grant ID."""
+    async with App(api_key=tenant.api_key, user_token_getter=lambda: token) as app:
+        session = await app.create_connect_session(allowed_providers=[PROVIDER_ID])
+        assert complete_connect(portcullis.url, session.session_token).status_code == 200
+        [result] = await app.poll_connect_session(session.session_token, timeout=15, poll_interval=0.2)
+    return result.grant_id
+
+
+def test_each_user_lists_and_uses_only_their_own_grants(portcullis, tenant, oauth_provider):
+    use_provider(tenant, oauth_provider)
+    assert use_idp(tenant, oauth_provider)["claims_locked"] is False
+    alice, bob = id_token(oauth_provider, "alice"), id_token(oauth_provider, "bob")
+    oauth_provider.configure(subject="user-1")
+    alice_grant = asyncio.run(connect_as(portcullis, tenant, alice))
+    oauth_provider.configure(subject="user-2")
+    bob_grant = asyncio.run(connect_as(portcullis, tenant, bob))
+
+    async def as_user(token):
+        async with App(api_key=tenant.api_key, user_token_getter=lambda: token) as app:
+            listed = await app.list_grants()
+            response = await app.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+            return [g.grant_id for g in listed.grants], response
+
+    for token, mine, theirs, subject in [(alice, alice_grant, bob_grant, "user-1"), (bob, bob_grant, alice_grant, "user-2")]:
+        listed, response = asyncio.run(as_user(token))
+        assert listed == [mine], f"not {theirs}"
+        assert response.status_code == 200 and response.json()["sub"] == subject
+
+    # The app itself (no getter) sees both; a user naming the other's grant finds nothing.
+    async def app_view_and_trespass():
+        async with App(api_key=tenant.api_key) as app:
+            every = {g.grant_id for g in (await app.list_grants()).grants}
+        async with App(api_key=tenant.api_key, user_token_getter=lambda: alice) as app:
+            with pytest.raises(GrantNotFoundError):
+                await app.request("GET", f"{oauth_provider.issuer}/api/me", grant_id=bob_grant)
+        return every
+
+    assert {alice_grant, bob_grant} <= asyncio.run(app_view_and_trespass())
+    rows = tenant.audit(action="sdk_token")
+    assert {r["principal_type"] for r in rows} == {"user"}
+    assert alice not in str(rows) and bob not in str(rows)
+
+
+def test_a_user_with_two_accounts_names_one_and_a_user_without_any_gets_not_found(portcullis, tenant, oauth_provider):
+    use_provider(tenant, oauth_provider)
+    use_idp(tenant, oauth_provider)
+    carol = id_token(oauth_provider, "carol")
+    oauth_provider.configure(subject="work")
+    asyncio.run(connect_as(portcullis, tenant, carol))
+    oauth_provider.configure(subject="home")
+    asyncio.run(connect_as(portcullis, tenant, carol))
+
+    async def calls():
+        async with App(api_key=tenant.api_key, user_token_getter=lambda: carol) as app:
+            with pytest.raises(AmbiguousGrantError) as ambiguous:
+                await app.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+            named = await app.request(
+                "GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID, account="home@example.test"
+            )
+        dave = id_token(oauth_provider, "dave")
+        async with App(api_key=tenant.api_key, user_token_getter=lambda: dave) as app:
+            with pytest.raises(GrantNotFoundError):
+                await app.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+        return ambiguous.value, named
+
+    ambiguous, named = asyncio.run(calls())
+    assert sorted(ambiguous.details["account_identifiers"]) == ["home@example.test", "work@example.test"]
+    assert named.status_code == 200 and named.json()["sub"] == "home"
+
+
+def test_an_expired_or_foreign_user_token_asks_to_sign_in_again(portcullis, tenant, oauth_provider):
+    use_idp(tenant, oauth_provider)
+    expired = id_token(oauth_provider, "erin", exp=1)
+    wrong_audience = id_token(oauth_provider, "erin", aud="another-app")
+
+    async def call(token):
+        async with App(api_key=tenant.api_key, user_token_getter=lambda: token) as app:
+            with pytest.raises(ReAuthRequiredError) as refused:
+                await app.list_grants()
+            return refused.value
+
+    assert "expired" in str(asyncio.run(call(expired)))
+    assert "audience" in str(asyncio.run(call(wrong_audience)))
