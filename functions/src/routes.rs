@@ -37,6 +37,8 @@ routes! {
     POST "/sdk/grants/list" => sdk_grants_list,
     POST "/sdk/oauth/grants/{grant_id}/revoke" => sdk_grant_revoke,
     POST "/sdk/grants/{grant_id}/report-scope-mismatch" => sdk_grant_report_scope_mismatch,
+    POST "/sdk/auth/verify-token" => sdk_auth_verify_token,
+    POST "/sdk/identity/resolve" => sdk_identity_resolve,
     GET "/sdk/oauth/provider-catalog" => sdk_provider_catalog,
     GET "/sdk/provider-specs" => sdk_provider_specs_list,
     GET "/sdk/provider-specs/{kind}/{provider_id}" => sdk_provider_spec_get,

@@ -107,3 +107,24 @@ def test_an_expired_or_foreign_user_token_asks_to_sign_in_again(portcullis, tena
 
     assert "expired" in str(asyncio.run(call(expired)))
     assert "audience" in str(asyncio.run(call(wrong_audience)))
+
+
+def test_verify_user_token_and_resolve_identity(tenant, oauth_provider):
+    use_idp(tenant, oauth_provider)
+    frank = id_token(oauth_provider, "frank")
+    expired = id_token(oauth_provider, "frank", exp=1)
+
+    async def calls():
+        async with App(api_key=tenant.api_key) as app:
+            verified = await app.verify_user_token(frank)
+            refused = await app.verify_user_token(expired)
+            identity = await app.resolve_identity(user_token=frank, include_profile=True)
+            again = await app.resolve_identity(user_token=frank)
+            return verified, refused, identity, again
+
+    verified, refused, identity, again = asyncio.run(calls())
+    assert (verified, refused) == ("frank", None)
+    assert identity.app_id == tenant.app_id
+    assert identity.external_subject_id == "frank" and identity.email == "frank@example.test"
+    assert identity.app_user_id and identity.app_user_id == again.app_user_id
+    assert again.email is None

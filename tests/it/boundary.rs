@@ -14,6 +14,10 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
     ("sdk_key_derive", "derives from the caller's own key"),
     ("sdk_agent_me", "answers the calling agent itself"),
     (
+        "sdk_auth_verify_token",
+        "verifies with the caller's own app's identity provider",
+    ),
+    (
         "op_bootstrap",
         "authorised by the root secret, creates a new organisation",
     ),
@@ -97,6 +101,7 @@ const WALKED: &[&str] = &[
     "sdk_grant_revoke",
     "sdk_grant_report_scope_mismatch",
     "sdk_connect_session_poll",
+    "sdk_identity_resolve",
     "op_providers_list",
     "op_provider_get",
     "op_provider_put",
@@ -618,4 +623,36 @@ async fn keys_of_another_app_are_missing() {
             .await,
     );
     a.sdk(env, "GET", "/sdk/scopes", Value::Null).await.ok();
+}
+
+#[tokio::test]
+async fn another_apps_user_is_as_unknown_as_a_made_up_one() {
+    let env = env().await;
+    let a = app_fixture().await;
+    let b = app_fixture().await;
+    let idp = portcullis_tests::oauth::Provider::start().await;
+    a.use_idp(env, &idp, json!({})).await.ok();
+    let token = idp.id_token(json!({"sub": "someone"})).await;
+    let me = a
+        .sdk(
+            env,
+            "POST",
+            "/sdk/identity/resolve",
+            json!({"user_token": token}),
+        )
+        .await;
+    let user = me.ok()["app_user_id"].as_str().unwrap().to_string();
+    let ask = |id: &str| json!({ "app_user_id": id });
+    let random = Uuid::new_v4().to_string();
+    let (foreign, missing) = (
+        b.sdk(env, "POST", "/sdk/identity/resolve", ask(&user))
+            .await,
+        b.sdk(env, "POST", "/sdk/identity/resolve", ask(&random))
+            .await,
+    );
+    same(&foreign, &missing);
+    assert_eq!(foreign.code(), "app_user_not_found");
+    a.sdk(env, "POST", "/sdk/identity/resolve", ask(&user))
+        .await
+        .ok();
 }

@@ -540,3 +540,55 @@ async fn a_user_with_two_grants_of_one_provider_must_name_one() {
         .await;
     assert_eq!(r.ok()["grant_id"], home.as_str());
 }
+
+#[tokio::test]
+async fn verify_token_and_resolve_identity_answer_the_verified_user_only() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let idp = Provider::start().await;
+    let token = idp.id_token(user("ivan")).await;
+    let verify = |t: &str| json!({ "token": t });
+    app.sdk(env, "POST", "/sdk/auth/verify-token", verify(&token))
+        .await
+        .expect(400, "idp_not_configured");
+    app.use_idp(env, &idp, json!({"claims": {"groups": "groups"}}))
+        .await
+        .ok();
+    let r = app
+        .sdk(env, "POST", "/sdk/auth/verify-token", verify(&token))
+        .await;
+    assert_eq!(
+        r.ok(),
+        &json!({"sub": "ivan"}),
+        "the subject and nothing else"
+    );
+    let expired = idp
+        .id_token(json!({"sub": "ivan", "exp": now() - 3600}))
+        .await;
+    app.sdk(env, "POST", "/sdk/auth/verify-token", verify(&expired))
+        .await
+        .expect(401, "jwt_validation_error");
+
+    let grouped = idp
+        .id_token(json!({"sub": "ivan", "email": "ivan@example.test", "groups": ["eng", "ops"]}))
+        .await;
+    let resolve = |body: Value| app.sdk(env, "POST", "/sdk/identity/resolve", body);
+    let plain = resolve(json!({"user_token": grouped})).await;
+    let plain = plain.ok();
+    assert_eq!(plain["app_id"], app.app_id.as_str());
+    assert_eq!(plain["external_subject_id"], "ivan");
+    assert_eq!(plain["group_ids"], json!(["eng", "ops"]));
+    assert_eq!(plain["user_status"], "active");
+    assert!(plain["email"].is_null(), "profile only on request");
+    let profile = resolve(json!({"user_token": grouped, "include_profile": true})).await;
+    assert_eq!(profile.ok()["email"], "ivan@example.test");
+    assert_eq!(profile.ok()["app_user_id"], plain["app_user_id"]);
+    // The app's backend may name a known user by ID; an unknown one is not found.
+    let by_id = resolve(json!({"app_user_id": plain["app_user_id"]})).await;
+    assert_eq!(by_id.ok()["external_subject_id"], "ivan");
+    resolve(json!({"app_user_id": uuid::Uuid::new_v4().to_string()}))
+        .await
+        .expect(404, "app_user_not_found");
+    let headless = resolve(json!({})).await;
+    assert!(headless.ok()["app_user_id"].is_null());
+}
