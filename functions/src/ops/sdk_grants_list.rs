@@ -37,10 +37,7 @@ impl Operation for Op {
     type Body = Body;
 
     fn prefetch(ctx: &Ctx, _: &ApiRequest, body: &Body, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, &body.user_token) {
-            (Some(app), Some(token)) => portcullis::idp::prefetch(ctx, app, token).to_vec(),
-            _ => Vec::new(),
-        }
+        portcullis::idp::prefetch_if(ctx, app, body.user_token.as_deref())
     }
 
     async fn run(

@@ -57,6 +57,14 @@ pub fn prefetch(ctx: &Ctx, app_id: Uuid, token: &str) -> [ItemKey; PREFETCHED] {
     [keys::idp(app_id), user.unwrap_or_else(|| keys::idp(app_id))]
 }
 
+/// `prefetch` for an operation whose body may carry a user token: nothing without one.
+pub fn prefetch_if(ctx: &Ctx, app_id: Option<Uuid>, token: Option<&str>) -> Vec<ItemKey> {
+    match (app_id, token) {
+        (Some(app), Some(token)) => prefetch(ctx, app, token).to_vec(),
+        _ => Vec::new(),
+    }
+}
+
 fn subject_of(claims: &serde_json::Map<String, serde_json::Value>, path: &str) -> Option<String> {
     let s = match jwt::claim(claims, path)? {
         serde_json::Value::String(s) => s.clone(),
