@@ -37,6 +37,10 @@ routes! {
     POST "/sdk/grants/list" => sdk_grants_list,
     POST "/sdk/oauth/grants/{grant_id}/revoke" => sdk_grant_revoke,
     POST "/sdk/grants/{grant_id}/report-scope-mismatch" => sdk_grant_report_scope_mismatch,
+    POST "/sdk/grants/{grant_id}/delegate" => sdk_grant_delegate,
+    // Before the parameter route: "me" is the calling agent.
+    DELETE "/sdk/grants/{grant_id}/delegations/me" => sdk_delegation_revoke_self,
+    DELETE "/sdk/grants/{grant_id}/delegations/{agent_id}" => sdk_delegation_revoke,
     POST "/sdk/auth/verify-token" => sdk_auth_verify_token,
     POST "/sdk/identity/resolve" => sdk_identity_resolve,
     GET "/sdk/oauth/provider-catalog" => sdk_provider_catalog,

@@ -102,6 +102,9 @@ const WALKED: &[&str] = &[
     "sdk_grant_report_scope_mismatch",
     "sdk_connect_session_poll",
     "sdk_identity_resolve",
+    "sdk_grant_delegate",
+    "sdk_delegation_revoke",
+    "sdk_delegation_revoke_self",
     "op_providers_list",
     "op_provider_get",
     "op_provider_put",
@@ -202,6 +205,35 @@ async fn sdk_routes_answer_a_foreign_app_like_a_missing_one() {
         same(
             &b.sdk(env, "POST", &path(&a.grant_id), json!({})).await,
             &b.sdk(env, "POST", &path(&random), json!({})).await,
+        );
+    }
+    let some_agent = Uuid::new_v4();
+    let withdraw = |g: &str| format!("/sdk/grants/{g}/delegations/{some_agent}");
+    same(
+        &b.sdk(env, "DELETE", &withdraw(&a.grant_id), Value::Null)
+            .await,
+        &b.sdk(env, "DELETE", &withdraw(&random), Value::Null).await,
+    );
+    // B's own agent reaching for A's grant: delegate, give up.
+    let agent = b
+        .sdk(
+            env,
+            "POST",
+            "/sdk/agents",
+            json!({"name": "b-agent", "type": "agent", "scopes": {}, "metadata": {}}),
+        )
+        .await;
+    let agent_key = agent.body["api_key"].as_str().unwrap().to_string();
+    let delegate = json!({"to_agent_id": agent.body["id"]});
+    for (method, tail, body) in [
+        ("POST", "delegate", delegate),
+        ("DELETE", "delegations/me", Value::Null),
+    ] {
+        let path = |g: &str| format!("/sdk/grants/{g}/{tail}");
+        same(
+            &env.signed(&agent_key, method, &path(&a.grant_id), body.clone())
+                .await,
+            &env.signed(&agent_key, method, &path(&random), body).await,
         );
     }
 

@@ -6,7 +6,7 @@ use portcullis::model::connect::{ConnectSession, ConnectStatus};
 use portcullis::model::{Grant, GrantKind, Principal, ProviderConfig};
 use portcullis::oauth::connect;
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
-use portcullis::service::{grants, providers, validate};
+use portcullis::service::{agents, grants, providers, validate};
 use portcullis::store::{Condition, Item, ItemKey, Write, from_item, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, model::rfc3339};
 use serde::Deserialize;
@@ -84,20 +84,48 @@ impl Operation for Op {
             }
             None => Principal::System,
         };
-        if body.agent.is_some() {
-            return Err(ApiError::bad_request(
-                "agent_requires_user_token",
-                "delegating to an agent needs a consenting user: send user_token",
-            ));
-        }
-        if body.scope_constraint.is_some() {
+        let agent = match &body.agent {
+            Some(_) if principal == Principal::System => {
+                return Err(ApiError::bad_request(
+                    "agent_requires_user_token",
+                    "delegating to an agent needs a consenting user: send user_token",
+                ));
+            }
+            Some(_) if body.repair_grant_id.is_some() => {
+                return Err(ApiError::validation(
+                    "`repair_grant_id` cannot be combined with `agent`",
+                ));
+            }
+            Some(a) => Some(agents::active(ctx, app, a).await?.agent_id),
+            None => None,
+        };
+        if body.scope_constraint.is_some() && agent.is_none() {
             return Err(ApiError::new(
                 http::StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_scope_constraint",
                 "`scope_constraint` narrows a delegation, and this session delegates to no agent",
             ));
         }
-        let _ = (body.delegable, body.allow_user_policy_rules);
+        let scope_constraint = body
+            .scope_constraint
+            .map(|atoms| {
+                // Checked against the scopes actually granted when the grant is made.
+                let mut atoms = atoms;
+                atoms.sort();
+                atoms.dedup();
+                let ok = !atoms.is_empty()
+                    && atoms.len() <= 100
+                    && atoms.iter().all(|a| !a.is_empty() && a.len() <= 512 && a != "*");
+                ok.then_some(atoms).ok_or_else(|| {
+                    ApiError::new(
+                        http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_scope_constraint",
+                        "`scope_constraint` holds 1 to 100 scopes of at most 512 characters, not `*`",
+                    )
+                })
+            })
+            .transpose()?;
+        let _ = body.allow_user_policy_rules;
         let providers = chosen_providers(ctx, app, body.allowed_providers.as_deref()).await?;
         if body.direct && providers.len() != 1 {
             return Err(ApiError::validation(
@@ -159,6 +187,9 @@ impl Operation for Op {
             repair_grant_id,
             label,
             principal: Some(principal),
+            agent_id: agent,
+            delegable: body.delegable.unwrap_or(false),
+            scope_constraint,
             grant_policy,
             metadata,
             direct: body.direct,

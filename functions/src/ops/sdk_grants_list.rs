@@ -82,8 +82,18 @@ impl Operation for Op {
         let (all, truncated) =
             grants::list(&ctx.store, call.caller.app(), principal.as_ref(), MAX_SCAN).await?;
         let now = call.now;
+        // An agent acting for a user sees only that user's delegations to it.
+        let on_behalf = match (call.caller.agent_key_owner(), &user) {
+            (Some(_), Some(u)) => Some(format!("user:{}", u.app_user_id)),
+            _ => None,
+        };
         let matching: Vec<_> = all
             .iter()
+            .filter(|g| {
+                on_behalf
+                    .as_ref()
+                    .is_none_or(|u| g.delegation.as_ref().is_some_and(|d| d.delegated_by == *u))
+            })
             .map(|g| views::grant(g, now))
             .filter(|v| {
                 body.provider_id

@@ -11,7 +11,7 @@ use portcullis::model::secret::host_allowed;
 use portcullis::model::{Grant, GrantKind, Principal};
 use portcullis::oauth::refresh;
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface, needs_touch};
-use portcullis::service::{grants, secrets, token};
+use portcullis::service::{delegations, grants, secrets, token};
 use portcullis::store::{Item, ItemKey, from_item, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
@@ -106,18 +106,31 @@ impl Operation for Op {
                 call.audit.grant_id = Some(id.to_string());
                 let grant: Grant = record(items.first_mut().and_then(Option::take))?
                     .ok_or_else(grants::grant_not_found)?;
-                if let Some(user) = &user {
-                    owned_by_user(&grant, user)?;
+                match (call.caller.agent_key_owner(), &user) {
+                    (None, Some(user)) => owned_by_user(&grant, user)?,
+                    // An agent acting for a user: only that user's delegations to it.
+                    (Some(_), Some(user)) if delegated_by(&grant) != Some(&user_key(user)) => {
+                        return Err(delegations::no_delegated_grant());
+                    }
+                    _ => {}
                 }
                 grant
             }
             (None, Some(provider)) => {
-                if body.app_user_id.is_some() {
-                    return Err(ApiError::not_found(
-                        "grant_not_found",
-                        "grant for that user",
-                    ));
-                }
+                let agent = call.caller.agent_key_owner();
+                // Whose consent the agent's delegation must carry: the token's user, or (for
+                // agents) a user named by ID. App keys name users by token only.
+                let on_behalf = match (&user, &body.app_user_id) {
+                    (Some(u), _) => Some(user_key(u)),
+                    (None, Some(id)) if agent.is_some() => Some(format!("user:{id}")),
+                    (None, Some(_)) => {
+                        return Err(ApiError::not_found(
+                            "grant_not_found",
+                            "grant for that user",
+                        ));
+                    }
+                    (None, None) => None,
+                };
                 {
                     let principal = match (call.caller.agent_key_owner(), &user) {
                         (Some(agent), _) => Principal::Agent {
@@ -133,8 +146,11 @@ impl Operation for Op {
                         app,
                         &principal,
                         provider,
-                        body.label.as_deref(),
-                        body.account.as_deref(),
+                        Narrowing {
+                            label: body.label.as_deref(),
+                            account: body.account.as_deref(),
+                            delegated_by: on_behalf.as_deref().filter(|_| agent.is_some()),
+                        },
                         call.now,
                     )
                     .await?
@@ -158,15 +174,27 @@ impl Operation for Op {
             {
                 return Err(grants::grant_not_found());
             }
-            if !agent.allows_secret(grant.kind.provider_id(), call.now) {
+            let allowed = match &grant.kind {
+                GrantKind::ManagedSecret { slug, .. } => agent.allows_secret(slug, call.now),
+                GrantKind::OAuth { provider_id, .. } => {
+                    agent.allows_provider(provider_id, call.now)
+                }
+            };
+            if !allowed {
                 return Err(ApiError::forbidden(
                     "agent_scope_not_allowed",
-                    "this agent's access set does not include that managed secret",
+                    "this agent's access set does not include that provider or managed secret",
                 )
-                .hint("add its slug to the agent's scopes.managed_secret_slugs"));
+                .hint(
+                    "add it to the agent's scopes: {provider: [scopes]} or managed_secret_slugs",
+                ));
             }
         }
 
+        // A delegation that ended is no delegation (the SDK's NoDelegatedGrantError).
+        if grant.delegation.is_some() && grant.status_at(call.now) != "active" {
+            return Err(delegations::no_delegated_grant().field("grant_id", json!(grant.grant_id)));
+        }
         match grant.status_at(call.now) {
             "revoked" => {
                 return Err(
@@ -182,6 +210,18 @@ impl Operation for Op {
                 );
             }
             _ => {}
+        }
+        // A delegation is only as good as the chain above it; the credential is the root's.
+        let mut root_tokens = None;
+        if let Some(d) = &grant.delegation {
+            if grant.depth() > 1 || d.scope_constraint.is_some() {
+                return Err(ApiError::forbidden(
+                    "delegated_grant_requires_proxy",
+                    "an onward or scope-narrowed delegation is used in proxy mode only: its credential is not handed out",
+                )
+                .field("grant_id", json!(grant.grant_id)));
+            }
+            root_tokens = delegations::check_chain(ctx, &grant, call.now).await?;
         }
         if let Some(rule) = &call.caller.request_rule {
             let facts = portcullis::rule::Facts {
@@ -212,7 +252,7 @@ impl Operation for Op {
                         "this provider's token may only be sent to its API hosts",
                     ));
                 }
-                let prefetched = items.get_mut(1).and_then(Option::take);
+                let prefetched = root_tokens.or_else(|| items.get_mut(1).and_then(Option::take));
                 let set = match prefetched {
                     Some(item) => Some(from_item(item)?),
                     None => grants::tokens_of(ctx, &grant).await?,
@@ -252,18 +292,26 @@ async fn resolve_by_provider(
     app: Uuid,
     principal: &Principal,
     provider: &str,
-    label: Option<&str>,
-    account: Option<&str>,
+    narrowing: Narrowing<'_>,
     now: time::OffsetDateTime,
 ) -> Result<Grant, ApiError> {
+    let Narrowing {
+        label,
+        account,
+        delegated_by: by,
+    } = narrowing;
     let (all, _) = grants::list(&ctx.store, app, Some(principal), 10_000).await?;
     let candidates: Vec<Grant> = all
         .into_iter()
         .filter(|g| g.kind.provider_id() == provider && g.status_at(now) == "active")
         .filter(|g| label.is_none_or(|l| g.label.as_deref() == Some(l)))
         .filter(|g| account.is_none_or(|a| account_of(g) == Some(a)))
+        .filter(|g| by.is_none_or(|u| delegated_by(g) == Some(u)))
         .collect();
     match candidates.as_slice() {
+        [] if matches!(principal, Principal::Agent { .. }) => Err(delegations::no_delegated_grant()
+            .field("provider_id", json!(provider))
+            .field("agent_id", json!(principal.id()))),
         [] => Err(grants::grant_not_found().field("provider_id", json!(provider))),
         [one] => {
             // The index is eventually consistent: re-read the grant itself.
@@ -286,6 +334,22 @@ async fn resolve_by_provider(
 }
 
 super::handler!(Op);
+
+/// How provider mode narrows the candidates.
+struct Narrowing<'a> {
+    label: Option<&'a str>,
+    account: Option<&'a str>,
+    /// Only delegations made with this user's consent (`user:<id>`).
+    delegated_by: Option<&'a str>,
+}
+
+fn user_key(user: &portcullis::idp::EndUser) -> String {
+    format!("user:{}", user.app_user_id)
+}
+
+fn delegated_by(g: &Grant) -> Option<&str> {
+    g.delegation.as_ref().map(|d| d.delegated_by.as_str())
+}
 
 fn account_of(g: &Grant) -> Option<&str> {
     match &g.kind {

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use portcullis::model::connect::{ConnectSession, ConnectStatus};
 use portcullis::model::{App, Grant, GrantKind, GrantStatus, Principal, rfc3339};
 use portcullis::oauth::{client, connect, tokens};
+use portcullis::service::delegations;
 use portcullis::service::{grants, providers};
 use portcullis::store::{Condition, TxError, Write, from_item, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
@@ -245,7 +246,7 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
         "creation"
     };
     let grant_expires_at = grant_expiry(session.grant_policy.as_ref(), now);
-    let grant = Grant {
+    let mut grant = Grant {
         grant_id: existing.as_ref().map_or_else(Uuid::new_v4, |g| g.grant_id),
         app_id,
         kind: GrantKind::OAuth {
@@ -269,7 +270,41 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
         created_by: session.created_by.clone(),
         scope_mismatch,
         needs_reconnect: false,
+        delegation: None,
+        delegable: false,
+        delegated_agent_ids: existing
+            .as_ref()
+            .map(|g| g.delegated_agent_ids.clone())
+            .unwrap_or_default(),
     };
+    // `agent=`: the user's consent, given on this page, becomes the agent's delegation —
+    // unless its scope constraint is not within what the provider granted.
+    let delegation = session.agent_id.map(|agent| {
+        let within = session
+            .scope_constraint
+            .as_ref()
+            .is_none_or(|c| c.iter().all(|s| granted.contains(s)));
+        let child = within.then(|| {
+            delegations::child(
+                &grant,
+                agent,
+                &grant.principal.key(),
+                delegations::Terms {
+                    delegable: session.delegable,
+                    scope_constraint: session.scope_constraint.clone(),
+                    expires_at: None,
+                },
+                session.created_by.clone(),
+                now,
+            )
+        });
+        (agent, child)
+    });
+    if let Some((agent, Some(_))) = &delegation
+        && !grant.delegated_agent_ids.contains(agent)
+    {
+        grant.delegated_agent_ids.push(*agent);
+    }
     let (token_set, _) = tokens::from_answer(
         ctx,
         app_id,
@@ -289,6 +324,13 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
         "api_base_url": provider.def.api_base_url,
         "operation": operation,
     });
+    if let Some((agent, child)) = &delegation {
+        entry["delegation"] = json!({
+            "agent_id": agent,
+            "delegable": session.delegable,
+            "policy_refused": child.is_none(),
+        });
+    }
     if session.grant_policy.is_some() {
         entry["grant_policy"] = json!({
             "expires_at": grant_expires_at.map(rfc3339),
@@ -310,7 +352,7 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
             json!({ "grant_id": grant.grant_id, "provider_id": attempt.provider_id, "operation": operation, "scope_mismatch": scope_mismatch }),
         ),
     );
-    let writes = vec![
+    let mut writes = vec![
         Write::Put {
             item: grants::item(&grant),
             condition: Some(if existing.is_some() {
@@ -337,6 +379,12 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
             condition: None,
         },
     ];
+    if let Some((_, Some(child))) = &delegation {
+        writes.push(Write::Put {
+            item: grants::item(child),
+            condition: None,
+        });
+    }
     match ctx.store.transact(writes).await {
         Ok(()) => {}
         Err(TxError::ConditionFailed(_)) => {

@@ -74,6 +74,11 @@ impl Agent {
         }
     }
 
+    /// Whether the agent may use grants of this OAuth provider (a key of its scopes).
+    pub fn allows_provider(&self, provider_id: &str, now: OffsetDateTime) -> bool {
+        provider_id != "managed_secret_slugs" && self.scopes_at(now)[provider_id].is_array()
+    }
+
     /// Whether the agent may use the managed secret with this slug.
     pub fn allows_secret(&self, slug: &str, now: OffsetDateTime) -> bool {
         self.scopes_at(now)["managed_secret_slugs"]

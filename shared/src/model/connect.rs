@@ -50,6 +50,13 @@ pub struct ConnectSession {
     /// Whose grants this session makes: the user a verified `user_token` named, else the app.
     #[serde(default)]
     pub principal: Option<super::Principal>,
+    /// `agent=`: the user consents to let this agent use the new grant (a delegation).
+    #[serde(default)]
+    pub agent_id: Option<Uuid>,
+    #[serde(default)]
+    pub delegable: bool,
+    #[serde(default)]
+    pub scope_constraint: Option<Vec<String>>,
     #[serde(default, with = "super::json_text")]
     pub grant_policy: Option<Value>,
     #[serde(default, with = "super::json_text")]

@@ -79,9 +79,55 @@ pub struct Grant {
     /// The provider refused the refresh token (`invalid_grant`): only a reconnect mends it.
     #[serde(default)]
     pub needs_reconnect: bool,
+    /// Set on a delegation: an agent's grant derived from another grant, with the consent of
+    /// the user who owns the chain's root.
+    #[serde(default)]
+    pub delegation: Option<Delegation>,
+    /// Whoever holds this grant may delegate it onward (set by the consenting user at each hop).
+    #[serde(default)]
+    pub delegable: bool,
+    /// Agents this grant is delegated to; each child's ID derives from this grant's and the
+    /// agent's (`child_id`), so a revocation reaches them without a lookup.
+    #[serde(default)]
+    pub delegated_agent_ids: Vec<Uuid>,
+}
+
+/// Where a delegated grant comes from. The credential stays with the chain's root grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delegation {
+    pub parent_grant_id: Uuid,
+    /// The chain above this grant, root first (its length is the depth).
+    pub ancestors: Vec<Uuid>,
+    /// The consenting user's principal key (`user:<app user id>`).
+    pub delegated_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub delegated_at: OffsetDateTime,
+    /// Provider scopes the delegation narrows to (OAuth only): such a grant is proxy-only.
+    #[serde(default)]
+    pub scope_constraint: Option<Vec<String>>,
+}
+
+/// Longest delegation chain: user's grant → agent → agent → agent.
+pub const MAX_DELEGATION_DEPTH: usize = 3;
+
+/// The ID of the delegation of `parent` to `agent`: one per pair, found without a lookup.
+pub fn child_id(parent: Uuid, agent: Uuid) -> Uuid {
+    Uuid::new_v5(&parent, format!("delegation:{agent}").as_bytes())
 }
 
 impl Grant {
+    pub fn depth(&self) -> usize {
+        self.delegation.as_ref().map_or(0, |d| d.ancestors.len())
+    }
+
+    /// The grant that holds the credential (OAuth tokens): the chain's root, or itself.
+    pub fn root_id(&self) -> Uuid {
+        self.delegation
+            .as_ref()
+            .and_then(|d| d.ancestors.first().copied())
+            .unwrap_or(self.grant_id)
+    }
+
     pub fn status_at(&self, now: OffsetDateTime) -> &'static str {
         match self.status {
             GrantStatus::Revoked => "revoked",

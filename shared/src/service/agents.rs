@@ -211,6 +211,36 @@ pub fn mint_key(agent: &Agent, n: u32, now: OffsetDateTime) -> super::keys::NewK
     key
 }
 
+/// An active agent of the app, by UUID or by name (`agent=` of a Connect session, a
+/// delegation's `to_agent_id`). Anything else answers `agent_not_found`.
+pub async fn active(ctx: &crate::Ctx, app: Uuid, id_or_name: &str) -> Result<Agent, ApiError> {
+    let id = match Uuid::try_parse(id_or_name) {
+        Ok(id) => id,
+        Err(_) => {
+            let Ok(name) = name(id_or_name) else {
+                return Err(agent_not_found());
+            };
+            let reservation = ctx.store.get(&keys::agent_name(app, &name), true).await?;
+            let id = reservation
+                .as_ref()
+                .and_then(|r| crate::store::s(r, "agent_id"))
+                .and_then(|s| Uuid::try_parse(s).ok());
+            id.ok_or_else(agent_not_found)?
+        }
+    };
+    let agent: Agent = ctx
+        .store
+        .get(&keys::agent(app, id), true)
+        .await?
+        .map(crate::store::from_item)
+        .transpose()?
+        .ok_or_else(agent_not_found)?;
+    if agent.status != crate::model::AgentStatus::Active {
+        return Err(agent_not_found());
+    }
+    Ok(agent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

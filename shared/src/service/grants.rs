@@ -56,6 +56,9 @@ pub fn new_managed_secret_grant(
         created_by,
         scope_mismatch: false,
         needs_reconnect: false,
+        delegation: None,
+        delegable: false,
+        delegated_agent_ids: Vec::new(),
     }
 }
 
@@ -149,7 +152,7 @@ pub async fn tokens_of(
     g: &Grant,
 ) -> Result<Option<crate::model::TokenSet>, ApiError> {
     ctx.store
-        .get(&keys::grant_tokens(g.app_id, g.grant_id), true)
+        .get(&keys::grant_tokens(g.app_id, g.root_id()), true)
         .await?
         .map(from_item)
         .transpose()
@@ -196,6 +199,12 @@ pub async fn revoke(
     now: OffsetDateTime,
 ) -> Result<(Vec<Write>, Option<String>), ApiError> {
     let mut writes = vec![revoke_write(g, now)];
+    // Delegations made from it end with it.
+    writes.extend(crate::service::delegations::revoke_children_writes(g, now));
+    // A delegation holds no credential of its own: the user's grant keeps it.
+    if g.delegation.is_some() {
+        return Ok((writes, None));
+    }
     let GrantKind::OAuth { provider_id, .. } = &g.kind else {
         return Ok((writes, None));
     };
