@@ -128,3 +128,47 @@ def test_verify_user_token_and_resolve_identity(tenant, oauth_provider):
     assert identity.external_subject_id == "frank" and identity.email == "frank@example.test"
     assert identity.app_user_id and identity.app_user_id == again.app_user_id
     assert again.email is None
+
+
+def test_an_agent_uses_a_users_delegation_until_it_is_revoked(portcullis, tenant, oauth_provider):
+    """Connect with agent=: the user's consent lets the agent call the provider as the user;
+    the app withdraws it and the agent gets NoDelegatedGrantError; consent again, and the agent
+    gives it up itself."""
+    from alter_sdk import Agent
+    from alter_sdk.exceptions import NoDelegatedGrantError
+
+    use_provider(tenant, oauth_provider)
+    use_idp(tenant, oauth_provider)
+    grace = id_token(oauth_provider, "grace")
+
+    async def scenario():
+        async with App(api_key=tenant.api_key, user_token_getter=lambda: grace) as app:
+            created = await app.agents.create(name="mail-bot", scopes={PROVIDER_ID: ["read"]})
+            portcullis.remember(created.api_key)
+
+            async def consent():
+                session = await app.create_connect_session(allowed_providers=[PROVIDER_ID], agent=str(created.id))
+                assert complete_connect(portcullis.url, session.session_token).status_code == 200
+                [result] = await app.poll_connect_session(session.session_token, timeout=15, poll_interval=0.2)
+                return result
+
+            result = await consent()
+            async with Agent(api_key=created.api_key) as agent:
+                listed = await agent.list_grants()
+                used = await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+                await app.revoke_delegation(result.grant_id, str(created.id))
+                with pytest.raises(NoDelegatedGrantError):
+                    await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+                await consent()
+                again = await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+                await agent.revoke_delegation(result.grant_id)
+                with pytest.raises(NoDelegatedGrantError):
+                    await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+            # The user's own grant was never touched.
+            own = await app.request("GET", f"{oauth_provider.issuer}/api/me", grant_id=result.grant_id)
+            return result, listed, used, again, own
+
+    result, listed, used, again, own = asyncio.run(scenario())
+    assert result.delegation is not None and str(result.delegation.agent_id)
+    assert [g.parent_grant_id for g in listed.grants] == [result.grant_id]
+    assert used.status_code == again.status_code == own.status_code == 200
