@@ -43,6 +43,8 @@ routes! {
     DELETE "/sdk/grants/{grant_id}/delegations/{agent_id}" => sdk_delegation_revoke,
     POST "/sdk/auth/verify-token" => sdk_auth_verify_token,
     POST "/sdk/identity/resolve" => sdk_identity_resolve,
+    POST "/sdk/identity/assert" => sdk_identity_assert,
+    GET "/sdk/identity/apps/{app_id}/jwks.json" => web_identity_jwks,
     GET "/sdk/oauth/provider-catalog" => sdk_provider_catalog,
     GET "/sdk/provider-specs" => sdk_provider_specs_list,
     GET "/sdk/provider-specs/{kind}/{provider_id}" => sdk_provider_spec_get,

@@ -172,3 +172,38 @@ def test_an_agent_uses_a_users_delegation_until_it_is_revoked(portcullis, tenant
     assert result.delegation is not None and str(result.delegation.agent_id)
     assert [g.parent_grant_id for g in listed.grants] == [result.grant_id]
     assert used.status_code == again.status_code == own.status_code == 200
+
+
+def test_an_identity_assertion_verifies_with_the_sdks_own_verifier(portcullis, tenant, oauth_provider):
+    """assert_identity → the SDK's verify_identity_assertion against the app's published JWKS."""
+    import httpx
+    from alter_sdk.exceptions import MemoryIsolationError
+    from alter_sdk.memory import verify_identity_assertion
+
+    use_idp(tenant, oauth_provider)
+    henry = id_token(oauth_provider, "henry")
+    audience = "https://tools.example.com/memory"
+
+    async def mint():
+        async with App(api_key=tenant.api_key) as app:
+            as_user = await app.assert_identity(audience=audience, user_token=henry, ttl_seconds=120)
+            as_app = await app.assert_identity(audience=audience)
+            return as_user, as_app
+
+    as_user, as_app = asyncio.run(mint())
+    jwks = httpx.get(f"{portcullis.url}/sdk/identity/apps/{tenant.app_id}/jwks.json").json()
+    assert [k["kty"] for k in jwks["keys"]] == ["EC"] and "d" not in jwks["keys"][0]
+    verify = lambda token, **kw: verify_identity_assertion(  # noqa: E731
+        token, issuer=portcullis.url, audience=audience, jwks=jwks, expected_app_id=tenant.app_id, **kw
+    )
+    verified = verify(as_user.token)
+    assert verified.app_user_id == as_user.identity.app_user_id and verified.user_status == "active"
+    assert verify(as_app.token).app_user_id is None
+    # Another audience, another app, a tampered token: all refused by the verifier.
+    for bad in (
+        lambda: verify_identity_assertion(as_user.token, issuer=portcullis.url, audience="https://other.example", jwks=jwks, expected_app_id=tenant.app_id),
+        lambda: verify_identity_assertion(as_user.token, issuer=portcullis.url, audience=audience, jwks=jwks, expected_app_id="another-app"),
+        lambda: verify(as_user.token[:-4] + ("AAAA" if not as_user.token.endswith("AAAA") else "BBBB")),
+    ):
+        with pytest.raises(MemoryIsolationError):
+            bad()

@@ -14,6 +14,10 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
     ("sdk_key_derive", "derives from the caller's own key"),
     ("sdk_agent_me", "answers the calling agent itself"),
     (
+        "web_identity_jwks",
+        "public keys, published for verifiers like any issuer's JWKS",
+    ),
+    (
         "sdk_auth_verify_token",
         "verifies with the caller's own app's identity provider",
     ),
@@ -102,6 +106,7 @@ const WALKED: &[&str] = &[
     "sdk_grant_report_scope_mismatch",
     "sdk_connect_session_poll",
     "sdk_identity_resolve",
+    "sdk_identity_assert",
     "sdk_grant_delegate",
     "sdk_delegation_revoke",
     "sdk_delegation_revoke_self",
@@ -684,6 +689,13 @@ async fn another_apps_user_is_as_unknown_as_a_made_up_one() {
     );
     same(&foreign, &missing);
     assert_eq!(foreign.code(), "app_user_not_found");
+    let assert = |id: &str| json!({"app_user_id": id, "audience": "https://x.example"});
+    same(
+        &b.sdk(env, "POST", "/sdk/identity/assert", assert(&user))
+            .await,
+        &b.sdk(env, "POST", "/sdk/identity/assert", assert(&random))
+            .await,
+    );
     a.sdk(env, "POST", "/sdk/identity/resolve", ask(&user))
         .await
         .ok();

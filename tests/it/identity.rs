@@ -592,3 +592,73 @@ async fn verify_token_and_resolve_identity_answer_the_verified_user_only() {
     let headless = resolve(json!({})).await;
     assert!(headless.ok()["app_user_id"].is_null());
 }
+
+#[tokio::test]
+async fn identity_assertions_are_checked_signed_and_published() {
+    let (env, app, idp) = with_idp().await;
+    let jwks_path = format!("/sdk/identity/apps/{}/jwks.json", app.app_id);
+    let published = || env.send(request("GET", &jwks_path, b""));
+    assert_eq!(
+        published().await.ok()["keys"],
+        json!([]),
+        "nothing signed yet"
+    );
+    let token = idp.id_token(user("judy")).await;
+    let assert = |body: Value| app.sdk(env, "POST", "/sdk/identity/assert", body);
+    for bad in [
+        json!({"audience": "not a uri"}),
+        json!({"audience": format!("https://x.example/{}", "a".repeat(600))}),
+        json!({"audience": "https://x.example", "ttl_seconds": 9}),
+        json!({"audience": "https://x.example", "ttl_seconds": 301}),
+        json!({"audience": "https://x.example", "user_token": token, "app_user_id": "x"}),
+    ] {
+        assert(bad.clone()).await.expect(422, "validation_error");
+    }
+    let r = assert(json!({"audience": "https://x.example", "user_token": token})).await;
+    let minted = r.ok().clone();
+    let jws = minted["token"].as_str().unwrap();
+    let part = |i: usize| -> Value {
+        serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jws.split('.').nth(i).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (header, claims) = (part(0), part(1));
+    assert_eq!(
+        (&header["alg"], &header["typ"]),
+        (&json!("ES256"), &json!("alter-identity+jwt"))
+    );
+    assert_eq!(
+        claims["sub"],
+        format!(
+            "alter:user:{}",
+            minted["identity"]["app_user_id"].as_str().unwrap()
+        )
+    );
+    assert_eq!(claims["azp"], app.app_id.as_str());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60
+    );
+    let keys = published().await.ok()["keys"].clone();
+    assert_eq!(keys[0]["kid"], header["kid"]);
+    assert!(keys[0].get("d").is_none(), "no private part is published");
+    // The same key signs the next one; the sealed private key is not in any answer.
+    let again = assert(json!({"audience": "https://x.example"})).await;
+    let again_header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(
+                again.ok()["token"]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .next()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again_header["kid"], header["kid"]);
+}

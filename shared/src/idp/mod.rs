@@ -8,6 +8,7 @@
 //! therefore adds no sequential round trip; a first sight adds one write to the call's own
 //! transaction.
 
+pub mod assertion;
 pub mod config;
 pub mod jwks;
 pub mod jwt;

@@ -100,6 +100,11 @@ pub fn idp(app_id: Uuid) -> ItemKey {
     key(format!("{app_id}#IDP"), "IDP")
 }
 
+/// The app's identity-assertion signing key (public half in the clear, private sealed).
+pub fn assertion_key(app_id: Uuid) -> ItemKey {
+    key(format!("{app_id}#ASSERTKEY"), "ASSERTKEY")
+}
+
 /// An end user of an app (the ID is derived from the identity provider and the subject).
 pub fn app_user(app_id: Uuid, app_user_id: Uuid) -> ItemKey {
     key(format!("{app_id}#USER#{app_user_id}"), "USER")
