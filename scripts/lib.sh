@@ -20,6 +20,9 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true
+# Local runs and tests configure OAuth and identity providers on this machine; a deployment
+# refuses loopback endpoints (shared/src/service/validate.rs).
+export PORTCULLIS_ALLOW_LOOPBACK="${PORTCULLIS_ALLOW_LOOPBACK:-1}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -88,15 +88,15 @@ pub fn validate_custom(mut def: ProviderDef, id: &str) -> Result<ProviderDef, Ap
             .iter()
             .fold(u.to_string(), |u, p| u.replace(&format!("{{{p}}}"), "x"))
     };
-    validate::endpoint_url("custom.authorize_url", &probe(&def.authorize_url))?;
-    validate::endpoint_url("custom.token_url", &probe(&def.token_url))?;
+    validate::fetch_url("custom.authorize_url", &probe(&def.authorize_url))?;
+    validate::fetch_url("custom.token_url", &probe(&def.token_url))?;
     for (field, url) in [
         ("custom.revocation_url", &def.revocation_url),
         ("custom.userinfo_url", &def.userinfo_url),
         ("custom.api_base_url", &def.api_base_url),
     ] {
         if let Some(u) = url {
-            validate::endpoint_url(field, &probe(u))?;
+            validate::fetch_url(field, &probe(u))?;
         }
     }
     def.hosts = validate::allowed_hosts(&def.hosts.iter().map(|h| probe(h)).collect::<Vec<_>>())

@@ -195,6 +195,11 @@ async fn a_valid_token_names_one_app_user_made_on_first_sight_and_locks_the_mapp
     app.use_idp(env, &idp, json!({"claims": {"user_id": "email"}}))
         .await
         .expect(409, "idp_claims_locked");
+    // Nor may the issuer change: its subjects would become these users.
+    let other = Provider::start().await;
+    app.use_idp(env, &other, json!({}))
+        .await
+        .expect(409, "idp_issuer_locked");
     app.use_idp(env, &idp, json!({"audience": [AUDIENCE, "other"]}))
         .await
         .ok();

@@ -132,9 +132,9 @@ pub async fn build(
             let issuer = input.issuer.clone().ok_or_else(|| {
                 ApiError::validation("`issuer` is required for a custom OIDC provider")
             })?;
-            let issuer = validate::endpoint_url("issuer", &issuer)?;
+            let issuer = validate::fetch_url("issuer", &issuer)?;
             let jwks = match &input.jwks_url {
-                Some(u) => validate::endpoint_url("jwks_url", u)?,
+                Some(u) => validate::fetch_url("jwks_url", u)?,
                 None => discover_jwks(&issuer).await?,
             };
             (issuer, jwks, None)
@@ -201,6 +201,18 @@ pub async fn build(
     };
     if let Some(old) = existing
         && old.first_sign_in_at.is_some()
+        && old.issuer != issuer
+    {
+        // App user IDs derive from the IdP's ID and the subject: another issuer's subjects
+        // would become this one's users.
+        return Err(ApiError::conflict(
+            "idp_issuer_locked",
+            "the issuer cannot change after the first sign-in: another issuer's users would take over these users' grants",
+        )
+        .hint("delete the identity provider and configure the new one (its users start afresh)"));
+    }
+    if let Some(old) = existing
+        && old.first_sign_in_at.is_some()
         && old.claims != claims
     {
         return Err(ApiError::conflict(
@@ -246,7 +258,10 @@ async fn discover_jwks(issuer: &str) -> Result<String, ApiError> {
     if !response.status().is_success() {
         return Err(unreachable());
     }
-    let doc: serde_json::Value = response.json().await.map_err(|_| unreachable())?;
+    let body = super::jwks::read_capped(response, 64 * 1024)
+        .await
+        .ok_or_else(unreachable)?;
+    let doc: serde_json::Value = serde_json::from_slice(&body).map_err(|_| unreachable())?;
     if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
         return Err(ApiError::validation(
             "the discovery document names another issuer: `issuer` must match it exactly",
@@ -256,5 +271,5 @@ async fn discover_jwks(issuer: &str) -> Result<String, ApiError> {
         .get("jwks_uri")
         .and_then(|v| v.as_str())
         .ok_or_else(unreachable)?;
-    validate::endpoint_url("jwks_uri (discovered)", jwks)
+    validate::fetch_url("jwks_uri (discovered)", jwks)
 }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub const TTL: Duration = Duration::from_secs(600);
 /// The shortest gap between two fetches of one URL forced by an unknown `kid`.
 pub const FORCED_INTERVAL: Duration = Duration::from_secs(30);
+/// A failed fetch is remembered this long: tokens arriving meanwhile fail at once instead of
+/// each making the identity provider (and the caller) wait again.
+const FAILURE_TTL: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_DOCUMENT: usize = 64 * 1024;
 
@@ -31,6 +34,8 @@ pub struct Cache {
     entries: Mutex<HashMap<String, Entry>>,
     /// When each URL was last fetched for an unknown `kid`.
     forced: Mutex<HashMap<String, Instant>>,
+    /// When each URL last failed to answer a usable key set.
+    failed: Mutex<HashMap<String, Instant>>,
     /// Fetches made by this instance (the benchmark and tests read it).
     pub fetches: std::sync::atomic::AtomicU64,
 }
@@ -40,7 +45,8 @@ fn http() -> &'static reqwest::Client {
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(2))
+            // A redirect could lead off https or to an internal address: the URL is the URL.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent("portcullis")
             .build()
             .expect("HTTP client")
@@ -68,14 +74,25 @@ async fn fetch(url: &str) -> Result<Vec<Jwk>, Reason> {
     if !response.status().is_success() {
         return Err(Reason::KeysUnavailable);
     }
-    let body = response
-        .bytes()
+    let body = read_capped(response, MAX_DOCUMENT)
         .await
-        .map_err(|_| Reason::KeysUnavailable)?;
-    if body.len() > MAX_DOCUMENT {
-        return Err(Reason::KeysUnavailable);
-    }
+        .ok_or(Reason::KeysUnavailable)?;
     parse(&body).ok_or(Reason::KeysUnavailable)
+}
+
+/// A response body of at most `cap` bytes, read no further than that.
+pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Option<Vec<u8>> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > cap {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 impl Cache {
@@ -88,9 +105,28 @@ impl Cache {
     }
 
     async fn refetch(&self, url: &str) -> Result<Arc<Vec<Jwk>>, Reason> {
+        let recently_failed = self
+            .failed
+            .lock()
+            .expect("jwks cache")
+            .get(url)
+            .is_some_and(|at| at.elapsed() < FAILURE_TTL);
+        if recently_failed {
+            return Err(Reason::KeysUnavailable);
+        }
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let keys = Arc::new(fetch(url).await?);
+        let keys = match fetch(url).await {
+            Ok(keys) => Arc::new(keys),
+            Err(e) => {
+                let mut failed = self.failed.lock().expect("jwks cache");
+                if failed.len() > 1000 {
+                    failed.clear();
+                }
+                failed.insert(url.to_string(), Instant::now());
+                return Err(e);
+            }
+        };
         self.entries.lock().expect("jwks cache").insert(
             url.to_string(),
             Entry {
@@ -146,6 +182,7 @@ impl Cache {
     /// Forget what was cached (an app's identity provider was reconfigured here).
     pub fn forget(&self, url: &str) {
         self.entries.lock().expect("jwks cache").remove(url);
+        self.failed.lock().expect("jwks cache").remove(url);
     }
 }
 

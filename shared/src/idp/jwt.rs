@@ -98,8 +98,6 @@ pub struct Header {
     pub alg: String,
     #[serde(default)]
     pub kid: Option<String>,
-    #[serde(default)]
-    pub crit: Option<Value>,
 }
 
 /// A parsed, not yet verified token.
@@ -127,14 +125,16 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, Reason> {
     else {
         return Err(Reason::Malformed("expected three dot-separated parts"));
     };
-    let header: Header = serde_json::from_slice(&b64(h, "header is not base64url")?)
-        .map_err(|_| Reason::Malformed("header is not a JSON object with `alg`"))?;
-    if header.crit.is_some() {
-        // RFC 7515 4.1.11: unknown critical extensions must be refused.
+    let header: Map<String, Value> = serde_json::from_slice(&b64(h, "header is not base64url")?)
+        .map_err(|_| Reason::Malformed("header is not a JSON object"))?;
+    if header.contains_key("crit") {
+        // RFC 7515 4.1.11: unknown critical extensions must be refused (`null` included).
         return Err(Reason::Malformed(
             "critical header extensions are not supported",
         ));
     }
+    let header: Header = serde_json::from_value(Value::Object(header))
+        .map_err(|_| Reason::Malformed("header is not a JSON object with `alg`"))?;
     let claims: Map<String, Value> =
         serde_json::from_slice(&b64(c, "payload is not base64url")?)
             .map_err(|_| Reason::Malformed("payload is not a JSON object"))?;
@@ -243,17 +243,19 @@ pub fn check_claims(
     audiences: &[String],
     now: i64,
 ) -> Result<(), Reason> {
+    // NumericDate: seconds, within what a double holds exactly (no overflow further on).
     let number = |name: &str| -> Result<Option<i64>, Reason> {
         match claims.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_f64()
+                .filter(|f| f.is_finite() && (0.0..=9_007_199_254_740_991.0).contains(f))
                 .map(|f| Some(f as i64))
                 .ok_or_else(|| Reason::MissingClaim(name.into())),
         }
     };
     let exp = number("exp")?.ok_or_else(|| Reason::MissingClaim("exp".into()))?;
-    if now > exp + LEEWAY_SECONDS {
+    if now > exp.saturating_add(LEEWAY_SECONDS) {
         return Err(Reason::Expired);
     }
     for name in ["nbf", "iat"] {
@@ -278,11 +280,12 @@ pub fn check_claims(
     Ok(())
 }
 
-/// A claim by a mapping name: `sub`, or a dotted path into nested objects
-/// (`https://example.com/claims.groups` is looked up whole first, as namespaced claims are).
+/// A claim by a mapping name: a top-level name (`sub`), a namespaced claim taken whole
+/// (`https://example.com/groups`: anything with `://`), or else a dotted path into nested
+/// objects (`org.roles`). One reading per name, so no claim can shadow another.
 pub fn claim<'c>(claims: &'c Map<String, Value>, path: &str) -> Option<&'c Value> {
-    if let Some(v) = claims.get(path) {
-        return Some(v);
+    if path.contains("://") || !path.contains('.') {
+        return claims.get(path);
     }
     let mut parts = path.split('.');
     let mut v = claims.get(parts.next()?)?;
@@ -428,6 +431,8 @@ mod tests {
             |_| vec![],
         );
         assert!(matches!(parse(&crit), Err(Reason::Malformed(_))));
+        let null_crit = encode(json!({"alg": "ES256", "crit": null}), json!({}), |_| vec![]);
+        assert!(matches!(parse(&null_crit), Err(Reason::Malformed(_))));
         assert!(matches!(
             parse(&"a".repeat(MAX_TOKEN + 1)),
             Err(Reason::Malformed(_))
@@ -469,7 +474,7 @@ mod tests {
 
     #[test]
     fn claims_by_path() {
-        let c = json!({"sub": "u", "https://x.io/groups": ["a"], "org": {"roles": ["admin", 7]}});
+        let c = json!({"sub": "u", "https://x.io/groups": ["a"], "org": {"roles": ["admin", 7]}, "org.roles": ["shadow"]});
         let c = c.as_object().unwrap();
         assert_eq!(claim_list(c, "https://x.io/groups"), vec!["a"]);
         assert_eq!(claim_list(c, "org.roles"), vec!["admin", "7"]);

@@ -136,12 +136,22 @@ pub async fn resolve(
             // Only when the read configuration had none: a concurrent first sign-in writes
             // an equally good time.
             update: "SET first_sign_in_at = :now".into(),
-            condition: Some("attribute_exists(pk)".into()),
+            // Only over the configuration this call verified with: the mappings it locks are
+            // the ones the user's record was made with.
+            condition: Some("updated_at = :seen".into()),
             names: Vec::new(),
-            values: vec![(
-                ":now".into(),
-                aws_sdk_dynamodb::types::AttributeValue::S(crate::model::rfc3339(now)),
-            )],
+            values: vec![
+                (
+                    ":now".into(),
+                    aws_sdk_dynamodb::types::AttributeValue::S(crate::model::rfc3339(now)),
+                ),
+                (
+                    ":seen".into(),
+                    aws_sdk_dynamodb::types::AttributeValue::S(crate::model::rfc3339(
+                        config.updated_at,
+                    )),
+                ),
+            ],
         });
     }
     Ok(Resolved { user, writes })

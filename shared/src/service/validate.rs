@@ -120,6 +120,33 @@ pub fn email(value: &str) -> Result<String, ApiError> {
 
 /// A URL the server calls or sends a browser to: https, or http on a loopback host (local
 /// development and tests), without user information.
+/// Local runs and tests (`PORTCULLIS_ALLOW_LOOPBACK=1`, set by the scripts) may configure
+/// providers on this machine; deployments may not.
+pub fn loopback_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("PORTCULLIS_ALLOW_LOOPBACK").is_ok_and(|v| v == "1"))
+}
+
+/// A URL this server itself will call (a provider's endpoints, an identity provider's issuer
+/// and keys): as `endpoint_url`, and never this machine on a deployment, where loopback is the
+/// function's own host (the Lambda runtime API).
+pub fn fetch_url(field: &str, value: &str) -> Result<String, ApiError> {
+    fetch_url_where(field, value, loopback_allowed())
+}
+
+fn fetch_url_where(field: &str, value: &str, loopback_ok: bool) -> Result<String, ApiError> {
+    let url = endpoint_url(field, value)?;
+    let host = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    if matches!(host.as_deref(), Some("127.0.0.1" | "localhost" | "[::1]")) && !loopback_ok {
+        return Err(ApiError::validation(format!(
+            "`{field}` may not point at this machine (loopback); only local runs allow it"
+        )));
+    }
+    Ok(url)
+}
+
 pub fn endpoint_url(field: &str, value: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::validation(format!(
@@ -192,4 +219,26 @@ pub fn scopes(field: &str, values: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn deployments_never_call_this_machine() {
+        for url in [
+            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+            "https://localhost/jwks",
+            "http://[::1]:80/",
+        ] {
+            assert!(
+                super::fetch_url_where("jwks_url", url, false).is_err(),
+                "{url}"
+            );
+            assert!(
+                super::fetch_url_where("jwks_url", url, true).is_ok(),
+                "{url}"
+            );
+        }
+        assert!(super::fetch_url_where("jwks_url", "https://idp.example.com/jwks", false).is_ok());
+    }
 }
