@@ -6,9 +6,11 @@ use crate::routes::{ROUTES, Route};
 use portcullis::iam::{Action, Resource};
 use serde_json::{Map, Value, json};
 
-/// Operations that wait on an OAuth provider (`oauth::client::PROVIDER_TIMEOUT`, 10 s) and,
-/// for token calls, on another caller's refresh (up to 7 s) get API Gateway's longest wait.
+/// Operations that wait on an OAuth provider (`oauth::client::PROVIDER_TIMEOUT`, 10 s), for
+/// token calls on another caller's refresh (up to 7 s), or long-poll (sign-in, up to 20 s) get
+/// API Gateway's longest wait.
 const SLOW: &[&str] = &[
+    "sdk_auth_poll",
     "sdk_token",
     "sdk_grant_revoke",
     "web_oauth_callback",

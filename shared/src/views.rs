@@ -217,5 +217,12 @@ pub fn idp(c: &crate::model::IdpConfig) -> Value {
         "first_sign_in_at": c.first_sign_in_at.map(rfc3339),
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
+        // The client secret never leaves the store.
+        "signin": c.signin.as_ref().map(|s| json!({
+            "client_id": s.client_id,
+            "scopes": s.scopes,
+            "authorize_url": s.authorize_url,
+            "token_url": s.token_url,
+        })),
     })
 }

@@ -196,7 +196,12 @@ def portcullis(secret_values, tmp_path_factory):
     port = free_port()
     root_secret = secrets.token_hex(32)
     log_path = tmp_path_factory.mktemp("server") / "portcullis-local.log"
-    env = isolated_env(PORTCULLIS_TABLE=f"compat-{uuid.uuid4().hex}", PORTCULLIS_ROOT_SECRET=root_secret)
+    # The suite's providers and identity provider run on loopback on purpose.
+    env = isolated_env(
+        PORTCULLIS_TABLE=f"compat-{uuid.uuid4().hex}",
+        PORTCULLIS_ROOT_SECRET=root_secret,
+        PORTCULLIS_ALLOW_LOOPBACK="1",
+    )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(SERVER_BIN), "--init", "--addr", f"127.0.0.1:{port}"],

@@ -207,3 +207,36 @@ def test_an_identity_assertion_verifies_with_the_sdks_own_verifier(portcullis, t
     ):
         with pytest.raises(MemoryIsolationError):
             bad()
+
+
+def test_a_sign_in_session_through_the_sdk(portcullis, tenant, oauth_provider):
+    """create_auth_session → the person signs in at the IdP (the test issuer) → poll_auth_session
+    answers their ID token, which then works as the App's user token."""
+    import httpx
+
+    body = {
+        "preset": "oidc",
+        "issuer": oauth_provider.issuer,
+        "audience": AUDIENCE,
+        "signin": {"client_id": "portcullis-test", "client_secret": "portcullis-test-secret"},
+    }
+    tenant.org.server.remember("portcullis-test-secret")
+    tenant.org.cli("idp", "set", "--app", tenant.app_id, stdin=body)
+    oauth_provider.configure(subject="ivy")
+
+    async def sign_in():
+        async with App(api_key=tenant.api_key) as app:
+            session = await app.create_auth_session()
+            with httpx.Client(follow_redirects=False, timeout=10) as browser:
+                at_idp = browser.get(session.auth_url)
+                assert at_idp.status_code == 302
+                back = browser.get(at_idp.headers["location"])
+                assert back.status_code == 200 and "signed in" in back.text
+            result = await app.poll_auth_session(session.session_token, timeout=15, poll_interval=0.2)
+        async with App(api_key=tenant.api_key, user_token_getter=lambda: result.user_token) as app:
+            identity = await app.resolve_identity()
+        return result, identity
+
+    result, identity = asyncio.run(sign_in())
+    assert result.user_info["sub"] == "ivy"
+    assert identity.external_subject_id == "ivy"

@@ -14,6 +14,18 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
     ("sdk_key_derive", "derives from the caller's own key"),
     ("sdk_agent_me", "answers the calling agent itself"),
     (
+        "sdk_auth_session_create",
+        "creates in the caller's own app, from its own identity provider",
+    ),
+    (
+        "web_auth_callback",
+        "keyless: `state` is the credential and names its app",
+    ),
+    (
+        "sdk_auth_poll",
+        "the session token names its app; another app's key is refused like an unknown token (tests/it/identity.rs)",
+    ),
+    (
         "web_identity_jwks",
         "public keys, published for verifiers like any issuer's JWKS",
     ),

@@ -667,3 +667,94 @@ async fn identity_assertions_are_checked_signed_and_published() {
     .unwrap();
     assert_eq!(again_header["kid"], header["kid"]);
 }
+
+#[tokio::test]
+async fn a_sign_in_session_hands_the_app_the_users_token_once() {
+    use portcullis_tests::oauth::{callback_target, web};
+    let (env, app, idp) = with_idp().await;
+    let start = || app.sdk(env, "POST", "/sdk/auth/session", json!({}));
+    start().await.expect(409, "idp_signin_not_configured");
+    let signin = json!({"signin": {"client_id": "portcullis-test", "client_secret": "portcullis-test-secret"}});
+    let configured = app.use_idp(env, &idp, signin).await;
+    assert_eq!(configured.ok()["signin"]["client_id"], "portcullis-test");
+    assert!(
+        !configured
+            .body
+            .to_string()
+            .contains("portcullis-test-secret")
+    );
+
+    let session = start().await;
+    assert_eq!(session.status, 201, "{}", session.body);
+    let token = session.body["session_token"].as_str().unwrap().to_string();
+    let auth_url = session.body["auth_url"].as_str().unwrap().to_string();
+    let query: Vec<(String, String)> = url::Url::parse(&auth_url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert!(auth_url.starts_with(&format!("{}/authorize?", idp.issuer)));
+    assert_eq!(q("code_challenge_method").as_deref(), Some("S256"));
+    assert!(q("nonce").is_some() && q("state").is_some());
+    assert!(
+        !auth_url.contains(&token),
+        "the poll credential is not in the link"
+    );
+    let poll = |t: &str| app.sdk(env, "POST", "/sdk/auth/poll", json!({"session_token": t}));
+    assert_eq!(poll(&token).await.ok()["status"], "pending");
+
+    // The person signs in at the IdP and comes back.
+    let location = idp.authorize(&auth_url).await;
+    let (status, page) = web(env, "GET", &callback_target(&location), Value::Null).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("signed in"), "{page}");
+    let done = poll(&token).await;
+    let done = done.ok();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["user_info"]["sub"], "user-1");
+    let user_token = done["user_token"].as_str().unwrap();
+    list_as(env, &app, user_token).await.ok();
+    // Once only; and a replayed callback changes nothing.
+    let again = poll(&token).await;
+    assert_eq!(
+        (&again.ok()["status"], &again.ok()["error_code"]),
+        (&json!("error"), &json!("auth_session_used"))
+    );
+    let (_, replay) = web(env, "GET", &callback_target(&location), Value::Null).await;
+    assert!(replay.contains("expired or was already used"), "{replay}");
+
+    // A declined sign-in ends the session in error; a forged state finds nothing.
+    idp.config(json!({"deny": true})).await;
+    let declined = start().await;
+    let declined_token = declined.body["session_token"].as_str().unwrap().to_string();
+    let location = idp
+        .authorize(declined.body["auth_url"].as_str().unwrap())
+        .await;
+    web(env, "GET", &callback_target(&location), Value::Null).await;
+    let r = poll(&declined_token).await;
+    assert_eq!(
+        (&r.ok()["status"], &r.ok()["error_code"]),
+        (&json!("error"), &json!("access_denied"))
+    );
+    let forged = format!(
+        "/sdk/auth/callback?code=x&state={}.{}.{}",
+        app.app_id.replace('-', ""),
+        "0".repeat(32),
+        "a".repeat(30)
+    );
+    let (status, page) = web(env, "GET", &forged, Value::Null).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("expired or was already used"));
+    // Another app's key cannot poll this app's session.
+    let other = app_fixture().await;
+    other
+        .sdk(
+            env,
+            "POST",
+            "/sdk/auth/poll",
+            json!({"session_token": token}),
+        )
+        .await
+        .expect(404, "auth_session_not_found");
+}

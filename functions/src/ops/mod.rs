@@ -27,6 +27,8 @@ pub mod sdk_agent_me;
 pub mod sdk_agent_update;
 pub mod sdk_agents_list;
 pub mod sdk_audit_api_call;
+pub mod sdk_auth_poll;
+pub mod sdk_auth_session_create;
 pub mod sdk_auth_verify_token;
 pub mod sdk_connect_session_create;
 pub mod sdk_connect_session_poll;
@@ -86,6 +88,7 @@ pub mod op_secret_get;
 pub mod op_secret_rotate;
 pub mod op_secrets_list;
 
+pub mod web_auth_callback;
 pub mod web_connect_authorize;
 pub mod web_connect_cancel;
 pub mod web_connect_describe;

@@ -13,7 +13,8 @@ use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use uuid::Uuid;
 
 /// What this operation may do to AWS: its Lambda function's IAM policy.
-pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::GenerateDataKey]);
 
 pub struct Op;
 
@@ -39,7 +40,7 @@ impl Operation for Op {
     ) -> Result<Outcome, ApiError> {
         let app = app_of(call);
         let existing: Option<IdpConfig> = record(items.first_mut().and_then(Option::take))?;
-        let config = config::build(input, app, existing.as_ref(), call.now).await?;
+        let config = config::build(ctx, input, app, existing.as_ref(), call.now).await?;
         call.audit.resource_type = Some("idp".into());
         call.audit.resource_id = Some(config.idp_id.to_string());
         call.audit.detail = Some(serde_json::json!({

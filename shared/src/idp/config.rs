@@ -3,6 +3,7 @@
 
 use super::jwt::Alg;
 use crate::error::ApiError;
+use crate::model::idp::Signin;
 use crate::model::{ClaimMappings, IdpConfig, IdpPreset};
 use crate::service::validate;
 use serde::Deserialize;
@@ -33,6 +34,20 @@ pub struct IdpInput {
     pub algorithms: Option<Vec<String>>,
     #[serde(default)]
     pub claims: Option<ClaimsInput>,
+    /// Lets Portcullis run the IdP's OIDC sign-in (`/sdk/auth/session`) with this client.
+    #[serde(default)]
+    pub signin: Option<SigninInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigninInput {
+    pub client_id: String,
+    /// Write-only: may be left out to keep the stored one for the same `client_id`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +137,7 @@ fn preset_urls(input: &IdpInput) -> Result<(String, String, Option<&'static str>
 /// Builds the stored configuration; `existing` keeps the ID, creation time and first sign-in,
 /// and refuses changed claim mappings once a user has signed in.
 pub async fn build(
+    ctx: &crate::Ctx,
     input: IdpInput,
     app_id: Uuid,
     existing: Option<&IdpConfig>,
@@ -135,7 +151,7 @@ pub async fn build(
             let issuer = validate::fetch_url("issuer", &issuer)?;
             let jwks = match &input.jwks_url {
                 Some(u) => validate::fetch_url("jwks_url", u)?,
-                None => discover_jwks(&issuer).await?,
+                None => discover(&issuer).await?.jwks_uri,
             };
             (issuer, jwks, None)
         }
@@ -221,6 +237,14 @@ pub async fn build(
         )
         .hint("send the current `claims`, or delete the identity provider and configure a new one (its users start afresh)"));
     }
+    let signin = signin(
+        ctx,
+        app_id,
+        &issuer,
+        input.signin,
+        existing.and_then(|o| o.signin.as_ref()),
+    )
+    .await?;
     Ok(IdpConfig {
         idp_id: existing.map_or_else(Uuid::new_v4, |o| o.idp_id),
         app_id,
@@ -234,12 +258,87 @@ pub async fn build(
         first_sign_in_at: existing.and_then(|o| o.first_sign_in_at),
         created_at: existing.map_or(now, |o| o.created_at),
         updated_at: now,
+        signin,
     })
 }
 
-/// OpenID Connect discovery: the JWKS URL the issuer publishes, after checking the document
-/// names the same issuer (OIDC Discovery 4.3).
-async fn discover_jwks(issuer: &str) -> Result<String, ApiError> {
+/// The sign-in client: endpoints by discovery, the secret sealed (or kept, when the same
+/// client is configured again without one).
+async fn signin(
+    ctx: &crate::Ctx,
+    app_id: Uuid,
+    issuer: &str,
+    input: Option<SigninInput>,
+    existing: Option<&Signin>,
+) -> Result<Option<Signin>, ApiError> {
+    let Some(input) = input else {
+        return Ok(None);
+    };
+    let client_id = validate::name("signin.client_id", &input.client_id, 255)?;
+    let client_secret = match (input.client_secret, existing) {
+        (Some(secret), _) => {
+            if secret.is_empty() || secret.len() > 1024 {
+                return Err(ApiError::validation(
+                    "`signin.client_secret` is 1 to 1024 characters",
+                ));
+            }
+            ctx.sealer
+                .seal(
+                    app_id,
+                    &IdpConfig::signin_secret_aad(app_id),
+                    secret.as_bytes(),
+                )
+                .await?
+        }
+        (None, Some(old)) if old.client_id == client_id => old.client_secret.clone(),
+        (None, _) => {
+            return Err(ApiError::validation(
+                "`signin.client_secret` is required for a new sign-in client",
+            ));
+        }
+    };
+    let scopes = match input.scopes {
+        None => vec!["openid".into(), "email".into(), "profile".into()],
+        Some(s) => {
+            let s = validate::scopes("signin.scopes", &s)?;
+            if !s.iter().any(|x| x == "openid") {
+                return Err(ApiError::validation(
+                    "`signin.scopes` must include `openid`",
+                ));
+            }
+            s
+        }
+    };
+    let found = discover(issuer).await?;
+    let (Some(authorize_url), Some(token_url)) =
+        (found.authorization_endpoint, found.token_endpoint)
+    else {
+        return Err(ApiError::validation(
+            "the issuer's discovery document names no authorization or token endpoint",
+        ));
+    };
+    Ok(Some(Signin {
+        client_id,
+        client_secret,
+        authorize_url: validate::endpoint_url(
+            "authorization_endpoint (discovered)",
+            &authorize_url,
+        )?,
+        token_url: validate::fetch_url("token_endpoint (discovered)", &token_url)?,
+        scopes,
+    }))
+}
+
+/// What an issuer's discovery document tells us.
+struct Discovery {
+    jwks_uri: String,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+}
+
+/// OpenID Connect discovery, after checking the document names the same issuer (OIDC
+/// Discovery 4.3).
+async fn discover(issuer: &str) -> Result<Discovery, ApiError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -267,9 +366,11 @@ async fn discover_jwks(issuer: &str) -> Result<String, ApiError> {
             "the discovery document names another issuer: `issuer` must match it exactly",
         ));
     }
-    let jwks = doc
-        .get("jwks_uri")
-        .and_then(|v| v.as_str())
-        .ok_or_else(unreachable)?;
-    validate::fetch_url("jwks_uri (discovered)", jwks)
+    let text = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let jwks = text("jwks_uri").ok_or_else(unreachable)?;
+    Ok(Discovery {
+        jwks_uri: validate::fetch_url("jwks_uri (discovered)", &jwks)?,
+        authorization_endpoint: text("authorization_endpoint"),
+        token_endpoint: text("token_endpoint"),
+    })
 }

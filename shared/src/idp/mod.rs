@@ -12,6 +12,7 @@ pub mod assertion;
 pub mod config;
 pub mod jwks;
 pub mod jwt;
+pub mod signin;
 
 use crate::Ctx;
 use crate::error::ApiError;
@@ -203,7 +204,7 @@ pub async fn verify(
         .await?;
     jwt::verify_signature(&unverified, alg, &key)?;
     let claims = &unverified.claims;
-    jwt::check_claims(claims, &config.issuer, &config.audiences, now)?;
+    jwt::check_claims(claims, &config.issuer, &config.accepted_audiences(), now)?;
     if !config.authorized_parties.is_empty() {
         let azp = claims.get("azp").and_then(|v| v.as_str());
         if !azp.is_some_and(|a| config.authorized_parties.iter().any(|p| p == a)) {

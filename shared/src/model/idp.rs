@@ -1,3 +1,4 @@
+use crate::crypto::Sealed;
 use crate::idp::jwt::Alg;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -49,6 +50,36 @@ pub struct IdpConfig {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Optional: Portcullis runs the IdP's OIDC sign-in for the app (`/sdk/auth/session`).
+    #[serde(default)]
+    pub signin: Option<Signin>,
+}
+
+/// The app's OIDC client at its identity provider, for sign-in sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signin {
+    pub client_id: String,
+    /// Write-only; sealed with the app's data key.
+    pub client_secret: Sealed,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub scopes: Vec<String>,
+}
+
+impl IdpConfig {
+    /// The audiences a user token may carry: the configured ones, and the sign-in client's
+    /// (the ID tokens sign-in sessions hand out are addressed to it).
+    pub fn accepted_audiences(&self) -> Vec<String> {
+        let mut a = self.audiences.clone();
+        if let Some(s) = &self.signin {
+            a.push(s.client_id.clone());
+        }
+        a
+    }
+
+    pub fn signin_secret_aad(app_id: Uuid) -> String {
+        format!("idp-signin:{app_id}")
+    }
 }
 
 /// An end user of an app, created the first time a valid token of theirs arrives.

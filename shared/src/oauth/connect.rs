@@ -18,13 +18,13 @@ use uuid::Uuid;
 /// Connect sessions live ten minutes (the widget's documented life).
 pub const SESSION_LIFE: time::Duration = time::Duration::minutes(10);
 
-fn random(bytes: usize) -> String {
+pub(crate) fn random(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::fill(&mut b[..]);
     B64URL.encode(b)
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 

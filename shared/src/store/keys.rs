@@ -110,6 +110,11 @@ pub fn app_user(app_id: Uuid, app_user_id: Uuid) -> ItemKey {
     key(format!("{app_id}#USER#{app_user_id}"), "USER")
 }
 
+/// A sign-in session, by the reference derived from its token.
+pub fn auth_session(app_id: Uuid, ref_id: &str) -> ItemKey {
+    key(format!("{app_id}#AUTH#{ref_id}"), "AUTH")
+}
+
 /// A Connect session, by the reference derived from its token.
 pub fn connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
     key(format!("{app_id}#CONNECT#{ref_id}"), "CONNECT")
