@@ -758,3 +758,77 @@ async fn a_sign_in_session_hands_the_app_the_users_token_once() {
         .await
         .expect(404, "auth_session_not_found");
 }
+
+#[tokio::test]
+async fn a_groups_grant_reaches_its_members_only() {
+    let (env, app, idp) = with_idp().await;
+    let path = format!("/sdk/managed-secrets/{}/grants", app.secret_id);
+    let group_grant = |extra: Value| {
+        let mut principal = json!({"type": "group", "external_group_id": "eng", "label": "eng"});
+        for (k, v) in extra.as_object().unwrap() {
+            principal[k] = v.clone();
+        }
+        app.sdk(env, "POST", &path, json!({ "principal": principal }))
+    };
+    // Groups need a mapped groups claim, and this app's IdP.
+    group_grant(json!({})).await.expect(422, "validation_error");
+    let idp_id = app
+        .use_idp(env, &idp, json!({"claims": {"groups": "groups"}}))
+        .await
+        .ok()["idp_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    group_grant(json!({"idp_id": uuid::Uuid::new_v4().to_string()}))
+        .await
+        .expect(422, "validation_error");
+    let made = group_grant(json!({ "idp_id": idp_id })).await;
+    assert_eq!(made.ok()["principal_type"], "group");
+    let grant = made.body["grant_id"].as_str().unwrap().to_string();
+
+    let member = idp
+        .id_token(json!({"sub": "kim", "groups": ["eng", "ops"]}))
+        .await;
+    let outsider = idp
+        .id_token(json!({"sub": "lou", "groups": ["sales"]}))
+        .await;
+    let ids = |r: &Resp| -> Vec<String> {
+        r.ok()["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["grant_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&list_as(env, &app, &member).await), vec![grant.clone()]);
+    // Operators grant to groups too.
+    let ops = app
+        .org
+        .op(
+            env,
+            "POST",
+            &format!("/v1/apps/{}/secrets/{}/grants", app.app_id, app.secret_id),
+            json!({"principal": {"type": "group", "external_group_id": "ops"}}),
+        )
+        .await;
+    assert_eq!(ops.status, 201, "{}", ops.body);
+    assert_eq!(ids(&list_as(env, &app, &member).await).len(), 2);
+    assert!(ids(&list_as(env, &app, &outsider).await).is_empty());
+    let target = json!({"method": "GET", "url": "http://127.0.0.1:9/x"});
+    let by_id = |t: &str| json!({"grant_id": grant, "user_token": t, "request": target});
+    app.sdk(env, "POST", "/sdk/token", by_id(&member))
+        .await
+        .ok();
+    app.sdk(env, "POST", "/sdk/token", by_id(&outsider))
+        .await
+        .expect(404, "grant_not_found");
+    // A group member cannot revoke the group's grant; the app can.
+    app.sdk(
+        env,
+        "POST",
+        &format!("/sdk/oauth/grants/{grant}/revoke"),
+        json!({"user_token": member}),
+    )
+    .await
+    .expect(404, "grant_not_found");
+}

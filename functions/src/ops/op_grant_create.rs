@@ -32,9 +32,15 @@ struct PrincipalInput {
     kind: String,
     app_user_id: Option<String>,
     agent_id: Option<String>,
+    external_group_id: Option<String>,
 }
 
 fn principal(p: PrincipalInput) -> Result<Principal, ApiError> {
+    if p.external_group_id.is_some() {
+        return Err(ApiError::validation(
+            "`principal.external_group_id` belongs to {\"type\":\"group\",…}",
+        ));
+    }
     match (p.kind.as_str(), p.app_user_id, p.agent_id) {
         ("system", None, None) => Ok(Principal::System),
         ("user", Some(id), None) => Ok(Principal::User {
@@ -45,7 +51,7 @@ fn principal(p: PrincipalInput) -> Result<Principal, ApiError> {
                 .map_err(|_| ApiError::validation("`principal.agent_id` must be a UUID"))?,
         }),
         _ => Err(ApiError::validation(
-            "`principal` is {\"type\":\"system\"}, {\"type\":\"user\",\"app_user_id\":…} or {\"type\":\"agent\",\"agent_id\":…}",
+            "`principal` is {\"type\":\"system\"}, {\"type\":\"user\",\"app_user_id\":…}, {\"type\":\"group\",\"external_group_id\":…} or {\"type\":\"agent\",\"agent_id\":…}",
         )),
     }
 }
@@ -73,6 +79,10 @@ impl Operation for Op {
         if let (Some(app), Some(agent), false) = (app, agent, reads.is_empty()) {
             reads.push(keys::agent(app, agent));
         }
+        // A grant to a group needs the app's identity provider.
+        if let (Some(app), "group", false) = (app, body.principal.kind.as_str(), reads.is_empty()) {
+            reads.push(keys::idp(app));
+        }
         reads
     }
 
@@ -85,7 +95,17 @@ impl Operation for Op {
         call.req.uuid_param("secret_id", secret_not_found())?;
         let secret: ManagedSecret =
             record(items.first_mut().and_then(Option::take))?.ok_or_else(secret_not_found)?;
-        let principal = principal(body.principal)?;
+        let principal = if body.principal.kind == "group" {
+            let config: portcullis::model::IdpConfig =
+                record(items.get_mut(1).and_then(Option::take))?.ok_or_else(|| {
+                    ApiError::validation(
+                        "a group principal needs the app's identity provider: configure it first",
+                    )
+                })?;
+            grants::group_principal(&config, body.principal.external_group_id.as_deref(), None)?
+        } else {
+            principal(body.principal)?
+        };
         if let Principal::Agent { .. } = principal {
             let agent: Option<Agent> = record(items.get_mut(1).and_then(Option::take))?;
             if !agent.is_some_and(|a| a.status != AgentStatus::Revoked) {

@@ -79,8 +79,12 @@ impl Operation for Op {
             }),
             (None, None) => None,
         };
-        let (all, truncated) =
-            grants::list(&ctx.store, call.caller.app(), principal.as_ref(), MAX_SCAN).await?;
+        let (all, truncated) = match (&principal, &user) {
+            (Some(Principal::User { .. }), Some(u)) => {
+                grants::of_user(&ctx.store, call.caller.app(), u, MAX_SCAN).await?
+            }
+            _ => grants::list(&ctx.store, call.caller.app(), principal.as_ref(), MAX_SCAN).await?,
+        };
         let now = call.now;
         // An agent acting for a user sees only that user's delegations to it.
         let on_behalf = match (call.caller.agent_key_owner(), &user) {

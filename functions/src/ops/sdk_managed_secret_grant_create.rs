@@ -28,6 +28,8 @@ struct PrincipalInput {
     kind: String,
     label: Option<String>,
     user_token: Option<String>,
+    external_group_id: Option<String>,
+    idp_id: Option<String>,
 }
 
 fn secret_not_found() -> ApiError {
@@ -53,6 +55,8 @@ impl Operation for Op {
             .collect();
         if let Some(token) = &body.principal.user_token {
             keys.extend(portcullis::idp::prefetch(ctx, app, token));
+        } else if body.principal.kind == "group" {
+            keys.push(keys::idp(app));
         }
         keys
     }
@@ -89,12 +93,22 @@ impl Operation for Op {
                     app_user_id: user.app_user_id.to_string(),
                 }
             }
+            // Everyone in a group at the app's identity provider (by the group ID its tokens
+            // carry in the mapped groups claim).
             "group" => {
-                return Err(ApiError::new(
-                    http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "group_principal_unsupported",
-                    "group principals are not supported yet: grant the secret to each user",
-                ));
+                let config: portcullis::model::IdpConfig = record(
+                    items.get_mut(1).and_then(Option::take),
+                )?
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "a group principal needs the app's identity provider: configure it first",
+                    )
+                })?;
+                grants::group_principal(
+                    &config,
+                    body.principal.external_group_id.as_deref(),
+                    body.principal.idp_id.as_deref(),
+                )?
             }
             "agent" => {
                 return Err(ApiError::validation(

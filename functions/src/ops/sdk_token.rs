@@ -145,6 +145,7 @@ impl Operation for Op {
                         ctx,
                         app,
                         &principal,
+                        user.as_ref(),
                         provider,
                         Narrowing {
                             label: body.label.as_deref(),
@@ -272,11 +273,12 @@ impl Operation for Op {
     }
 }
 
-/// With a user token, a grant named by ID must be that user's: another user's answers as a
-/// missing grant; the app's own (system) grant is refused by name, as the SDK documents.
+/// With a user token, a grant named by ID must be that user's or one of their groups':
+/// another user's answers as a missing grant; the app's own (system) grant is refused by
+/// name, as the SDK documents.
 fn owned_by_user(grant: &Grant, user: &portcullis::idp::EndUser) -> Result<(), ApiError> {
     match &grant.principal {
-        Principal::User { app_user_id } if *app_user_id == user.app_user_id.to_string() => Ok(()),
+        _ if grants::reaches(grant, user) => Ok(()),
         Principal::System => Err(ApiError::forbidden(
             "system_grant_user_token_mismatch",
             "this grant belongs to the app, not to a user: call it without user_token",
@@ -291,6 +293,7 @@ async fn resolve_by_provider(
     ctx: &Ctx,
     app: Uuid,
     principal: &Principal,
+    user: Option<&portcullis::idp::EndUser>,
     provider: &str,
     narrowing: Narrowing<'_>,
     now: time::OffsetDateTime,
@@ -300,7 +303,13 @@ async fn resolve_by_provider(
         account,
         delegated_by: by,
     } = narrowing;
-    let (all, _) = grants::list(&ctx.store, app, Some(principal), 10_000).await?;
+    // An app acting for a user: the user's own grants and their groups'.
+    let (all, _) = match (principal, user) {
+        (Principal::User { .. }, Some(user)) => {
+            grants::of_user(&ctx.store, app, user, 10_000).await?
+        }
+        _ => grants::list(&ctx.store, app, Some(principal), 10_000).await?,
+    };
     let candidates: Vec<Grant> = all
         .into_iter()
         .filter(|g| g.kind.provider_id() == provider && g.status_at(now) == "active")

@@ -235,3 +235,83 @@ pub async fn revoke(
     };
     Ok((writes, Some(outcome)))
 }
+
+/// Groups of a user a listing follows (IdPs put far fewer in a token).
+pub const MAX_USER_GROUPS: usize = 25;
+
+/// The grants an end user holds: their own, and those of their groups at the app's identity
+/// provider (one index query each, all at once).
+pub async fn of_user(
+    store: &Store,
+    app_id: Uuid,
+    user: &crate::idp::EndUser,
+    cap: usize,
+) -> Result<(Vec<Grant>, bool), ApiError> {
+    let mut principals = vec![Principal::User {
+        app_user_id: user.app_user_id.to_string(),
+    }];
+    principals.extend(
+        user.groups
+            .iter()
+            .take(MAX_USER_GROUPS)
+            .map(|g| Principal::Group {
+                external_group_id: g.clone(),
+                idp_id: Some(user.idp_id.to_string()),
+            }),
+    );
+    let lists = futures_util::future::join_all(
+        principals.iter().map(|p| list(store, app_id, Some(p), cap)),
+    )
+    .await;
+    let mut out = Vec::new();
+    let mut truncated = false;
+    for l in lists {
+        let (grants, t) = l?;
+        truncated |= t;
+        // A group's grant counts only for the identity provider it was made for.
+        out.extend(grants.into_iter().filter(|g| reaches(g, user)));
+    }
+    Ok((out, truncated))
+}
+
+/// Whether a grant is the user's own or one of their groups' (at the same IdP).
+pub fn reaches(g: &Grant, user: &crate::idp::EndUser) -> bool {
+    match &g.principal {
+        Principal::User { app_user_id } => *app_user_id == user.app_user_id.to_string(),
+        Principal::Group {
+            external_group_id,
+            idp_id,
+        } => {
+            idp_id.as_deref() == Some(user.idp_id.to_string().as_str())
+                && user.groups.iter().any(|ug| ug == external_group_id)
+        }
+        _ => false,
+    }
+}
+
+/// A grant's group principal: a group ID the app's identity provider puts in its mapped
+/// groups claim (`idp_id`, when given, must be that provider's).
+pub fn group_principal(
+    config: &crate::model::IdpConfig,
+    external_group_id: Option<&str>,
+    idp_id: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let id = external_group_id.ok_or_else(|| {
+        ApiError::validation("a group principal needs `principal.external_group_id`")
+    })?;
+    let id = crate::service::validate::name("principal.external_group_id", id, 255)?;
+    if idp_id.is_some_and(|i| i != config.idp_id.to_string()) {
+        return Err(ApiError::validation(
+            "`principal.idp_id` is not this app's identity provider",
+        ));
+    }
+    if config.claims.groups.is_none() {
+        return Err(ApiError::validation(
+            "the app's identity provider maps no groups claim: set `claims.groups` first",
+        ));
+    }
+    Ok(Principal::Group {
+        external_group_id: id,
+        idp_id: Some(config.idp_id.to_string()),
+    })
+}
