@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates a demo organisation through the operator API (with the CLI) and prints
 # .portcullis/demo.json: base_url, app_key, grant_id, app_id, operator_key. The app also gets
-# the local OAuth provider (make run starts it) as `demo-oauth`.
+# the local OAuth provider (make run starts it) as `demo-oauth` and as its identity provider.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cli="$ROOT/target/debug/portcullis"
@@ -25,6 +25,13 @@ issuer="http://127.0.0.1:$OAUTH_PORT"
    "api_base_url": "$issuer", "hosts": ["127.0.0.1"], "scope_separator": " ", "pkce": true,
    "token_auth": "client_secret_basic", "refresh": {"refresh_tokens": true, "rotates": true},
    "default_scopes": ["read"]}}
+JSON
+
+# The same local server is the app's identity provider: end users are whoever its tokens name
+# (mint one: POST $issuer/control/idp/token), and it runs their sign-in for /sdk/auth/session.
+"$cli" idp set --app "$app_id" >/dev/null <<JSON
+{"preset": "oidc", "issuer": "$issuer", "audience": "demo-app", "claims": {"groups": "groups"},
+ "signin": {"client_id": "portcullis-test", "client_secret": "portcullis-test-secret"}}
 JSON
 
 python3 - "$PORTCULLIS_URL" "$app_key" "$grant_id" "$app_id" "$PORTCULLIS_OPERATOR_KEY" <<'PY'

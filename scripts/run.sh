@@ -87,6 +87,25 @@ async def main():
 asyncio.run(main())
 PY
 
+Act for an end user: the local provider is also the app's identity provider. Mint a user's
+token from it, and the app sees only that user's grants (Connect as them to give them one):
+
+.tools/sdk/bin/python - <<'PY'
+import asyncio, json, os, urllib.request
+demo = json.load(open(".portcullis/demo.json"))
+os.environ["ALTER_BASE_URL"] = demo["base_url"]
+from alter_sdk import App
+mint = urllib.request.Request("http://127.0.0.1:$OAUTH_PORT/control/idp/token", method="POST",
+    data=json.dumps({"claims": {"sub": "alice", "aud": "demo-app", "email": "alice@demo.local"}}).encode(),
+    headers={"content-type": "application/json"})
+alice = json.load(urllib.request.urlopen(mint))["token"]
+async def main():
+    async with App(api_key=demo["app_key"], user_token_getter=lambda: alice) as app:
+        print(await app.resolve_identity(include_profile=True))
+        print("alice's grants:", [g.grant_id for g in (await app.list_grants()).grants])
+asyncio.run(main())
+PY
+
 Then read the audit log:
   PORTCULLIS_OPERATOR_KEY=$(json operator_key) target/debug/portcullis audit --app $(json app_id)
 
