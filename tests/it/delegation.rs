@@ -364,3 +364,38 @@ async fn connect_with_an_agent_needs_a_consenting_user_and_a_real_agent() {
     assert_eq!(entry["delegation"]["policy_refused"], true);
     assert!(s.listed(&s.a.1).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_agent_refreshing_a_delegated_token_refreshes_the_users_grant() {
+    let s = setup().await;
+    // Tokens that always need a refresh (they expire within the minute a caller is promised),
+    // and a provider that rotates refresh tokens.
+    s.p.config(json!({"access_ttl": 30})).await;
+    let entry = s.connect_for(&s.a.0, json!({})).await;
+    let user_grant = entry["grant_id"].as_str().unwrap().to_string();
+    let agent_token = s.token_by_provider(&s.a.1, json!({})).await;
+    let agent_token = agent_token.ok()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(s.p.api(&agent_token).await, 200);
+    assert_eq!(s.p.refresh_count().await, 1);
+    // The user's own grant carries on with the rotated refresh token the agent's call stored.
+    let mine = json!({"grant_id": user_grant, "user_token": s.user_token, "request": {"method": "GET", "url": format!("{}/api/me", s.p.issuer)}});
+    let user_token = s.app.sdk(s.env, "POST", "/sdk/token", mine).await;
+    let user_token = user_token.ok()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(s.p.api(&user_token).await, 200);
+    let listed = s
+        .app
+        .sdk(
+            s.env,
+            "POST",
+            "/sdk/grants/list",
+            json!({"user_token": s.user_token}),
+        )
+        .await;
+    assert_eq!(listed.ok()["grants"][0]["needs_reconnect"], false);
+}

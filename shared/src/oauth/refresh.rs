@@ -103,6 +103,18 @@ pub async fn fresh(
     set: TokenSet,
     now: OffsetDateTime,
 ) -> Result<Fresh, ApiError> {
+    // A delegation uses, and refreshes, its root grant's tokens: the credential lives there.
+    let root;
+    let grant = if grant.delegation.is_some() {
+        root = Grant {
+            grant_id: grant.root_id(),
+            delegation: None,
+            ..grant.clone()
+        };
+        &root
+    } else {
+        grant
+    };
     if grant.needs_reconnect || set.needs_reconnect {
         return Err(reconnect_required(grant, Some(&set)));
     }
