@@ -256,6 +256,28 @@ async fn onward_delegation_only_narrows_and_stops_where_it_must() {
         .await;
     r.expect(403, "grant_not_delegable");
     assert_eq!(r.body["detail_reason"], "no_consenting_user");
+
+    // The user revokes their grant: A's delegation ends with it, and B's (two links down)
+    // reads as revoked too, since its chain is broken.
+    s.app
+        .sdk(
+            s.env,
+            "POST",
+            &format!("/sdk/oauth/grants/{user_grant}/revoke"),
+            json!({"user_token": s.user_token}),
+        )
+        .await
+        .ok();
+    assert_eq!(s.listed(&s.b.1).await[0]["status"], "revoked");
+    assert_eq!(
+        s.listed(&s.a.1)
+            .await
+            .iter()
+            .filter(|g| g["status"] == "active")
+            .count(),
+        1,
+        "only A's direct secret grant is left active"
+    );
 }
 
 #[tokio::test]

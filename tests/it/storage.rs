@@ -277,3 +277,33 @@ async fn nonces_expire_through_ttl() {
         "remembered longer than the signature window"
     );
 }
+
+#[tokio::test]
+async fn a_batch_read_of_more_than_a_hundred_keys_answers_each_in_order() {
+    let env = env().await;
+    let run = Uuid::new_v4();
+    let key = |i: usize| keys::ItemKey {
+        pk: format!("batch#{run}#{i}"),
+        sk: "X".into(),
+    };
+    // Every third key exists; the request repeats one key and runs past DynamoDB's 100.
+    let present: Vec<usize> = (0..250).step_by(3).collect();
+    for chunk in present.chunks(25) {
+        let writes = chunk
+            .iter()
+            .map(|i| Write::Put {
+                item: to_item(&json!({ "i": i }), &key(*i), &[]),
+                condition: None,
+            })
+            .collect();
+        env.ctx.store.transact(writes).await.unwrap();
+    }
+    let mut asked: Vec<keys::ItemKey> = (0..250).map(key).collect();
+    asked.push(key(3));
+    let got = env.ctx.store.get_many(&asked).await.unwrap();
+    assert_eq!(got.len(), 251);
+    for (i, item) in got.iter().enumerate().take(250) {
+        assert_eq!(item.is_some(), i % 3 == 0, "key {i}");
+    }
+    assert!(got[250].is_some(), "a repeated key is answered again");
+}

@@ -3,7 +3,7 @@
 use super::common::{end_user, page};
 use portcullis::model::Principal;
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
-use portcullis::service::grants;
+use portcullis::service::{delegations, grants};
 use portcullis::store::{Item, ItemKey};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use serde::Deserialize;
@@ -91,6 +91,17 @@ impl Operation for Op {
             (Some(_), Some(u)) => Some(format!("user:{}", u.app_user_id)),
             _ => None,
         };
+        // A delegation under a revoked or expired link reads as revoked.
+        let broken = delegations::broken_chains(ctx, &all, now).await?;
+        let all: Vec<_> = all
+            .into_iter()
+            .map(|mut g| {
+                if broken.contains(&g.grant_id) {
+                    g.status = portcullis::model::GrantStatus::Revoked;
+                }
+                g
+            })
+            .collect();
         let matching: Vec<_> = all
             .iter()
             .filter(|g| {

@@ -237,3 +237,42 @@ pub fn check_delegable(holder: &Grant, delegable: bool) -> Result<(), ApiError> 
     }
     Ok(())
 }
+
+/// Of `listed`, the delegations whose chain is broken (a link above them revoked, expired or
+/// gone): listings show them `revoked`. One read of every distinct link, whatever the count.
+pub async fn broken_chains(
+    ctx: &crate::Ctx,
+    listed: &[Grant],
+    now: OffsetDateTime,
+) -> Result<std::collections::HashSet<Uuid>, ApiError> {
+    let mut links: Vec<Uuid> = listed
+        .iter()
+        .filter_map(|g| g.delegation.as_ref())
+        .flat_map(|d| d.ancestors.iter().copied())
+        .collect();
+    links.sort();
+    links.dedup();
+    let mut broken = std::collections::HashSet::new();
+    let Some(app) = listed.first().map(|g| g.app_id) else {
+        return Ok(broken);
+    };
+    if links.is_empty() {
+        return Ok(broken);
+    }
+    let keys: Vec<_> = links.iter().map(|id| keys::grant(app, *id)).collect();
+    let mut alive = std::collections::HashSet::new();
+    for item in ctx.store.get_many(&keys).await?.into_iter().flatten() {
+        let g: Grant = from_item(item)?;
+        if g.status_at(now) == "active" {
+            alive.insert(g.grant_id);
+        }
+    }
+    for g in listed {
+        if let Some(d) = &g.delegation
+            && d.ancestors.iter().any(|a| !alive.contains(a))
+        {
+            broken.insert(g.grant_id);
+        }
+    }
+    Ok(broken)
+}

@@ -263,7 +263,22 @@ impl Store {
     pub async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, ApiError> {
         iam::require(Action::BatchGetItem)?;
         let mut found: HashMap<(String, String), Item> = HashMap::new();
-        let mut pending: Vec<Item> = dedup(keys).iter().map(key_item).collect();
+        // BatchGetItem takes at most 100 keys.
+        for chunk in dedup(keys).chunks(100) {
+            self.get_chunk(chunk, &mut found).await?;
+        }
+        Ok(keys
+            .iter()
+            .map(|k| found.get(&(k.pk.clone(), k.sk.clone())).cloned())
+            .collect())
+    }
+
+    async fn get_chunk(
+        &self,
+        keys: &[ItemKey],
+        found: &mut HashMap<(String, String), Item>,
+    ) -> Result<(), ApiError> {
+        let mut pending: Vec<Item> = keys.iter().map(key_item).collect();
         for _ in 0..5 {
             if pending.is_empty() {
                 break;
@@ -301,10 +316,7 @@ impl Store {
         if !pending.is_empty() {
             return Err(ApiError::unavailable("storage is throttling reads; retry"));
         }
-        Ok(keys
-            .iter()
-            .map(|k| found.get(&(k.pk.clone(), k.sk.clone())).cloned())
-            .collect())
+        Ok(())
     }
 
     pub async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TxError> {
