@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates a demo organisation through the operator API (with the CLI) and prints
-# .portcullis/demo.json: base_url, app_key, grant_id, app_id, operator_key. The app also gets
+# .portcullis/demo.json: base_url, app_key, grant_id, app_id, operator_key, echo_url. The app also gets
 # the local OAuth provider (make run starts it) as `demo-oauth` and as its identity provider.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -34,9 +34,9 @@ JSON
  "signin": {"client_id": "portcullis-test", "client_secret": "portcullis-test-secret"}}
 JSON
 
-python3 - "$PORTCULLIS_URL" "$app_key" "$grant_id" "$app_id" "$PORTCULLIS_OPERATOR_KEY" <<'PY'
+python3 - "$PORTCULLIS_URL" "$app_key" "$grant_id" "$app_id" "$PORTCULLIS_OPERATOR_KEY" "http://127.0.0.1:$ECHO_PORT" <<'PY'
 import json, sys
-url, app_key, grant_id, app_id, operator_key = sys.argv[1:]
+url, app_key, grant_id, app_id, operator_key, echo_url = sys.argv[1:]
 print(json.dumps({"base_url": url, "app_key": app_key, "grant_id": grant_id,
-                  "app_id": app_id, "operator_key": operator_key}, indent=2))
+                  "app_id": app_id, "operator_key": operator_key, "echo_url": echo_url}, indent=2))
 PY

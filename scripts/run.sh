@@ -50,7 +50,7 @@ A local OAuth provider ("demo-oauth", approving every consent) runs at http://12
 
   app key   $(json app_key)      (shown once; also in .portcullis/demo.json)
   grant     $(json grant_id)
-  operator  export PORTCULLIS_OPERATOR_KEY=$(json operator_key)
+  operator  export PORTCULLIS_URL=http://127.0.0.1:$PORTCULLIS_PORT PORTCULLIS_OPERATOR_KEY=$(json operator_key)
 
 Try it with the official SDK (installed in .tools/sdk):
 
@@ -107,7 +107,7 @@ asyncio.run(main())
 PY
 
 Then read the audit log:
-  PORTCULLIS_OPERATOR_KEY=$(json operator_key) target/debug/portcullis audit --app $(json app_id)
+  PORTCULLIS_URL=http://127.0.0.1:$PORTCULLIS_PORT PORTCULLIS_OPERATOR_KEY=$(json operator_key) target/debug/portcullis audit --app $(json app_id)
 
 Stop everything with: make stop
 MSG

@@ -435,6 +435,9 @@ async fn the_page_cancel_and_unknown_sessions() {
 async fn session_options_are_checked() {
     let (env, app, _p) = connected().await;
     let create = |body: Value| app.sdk(env, "POST", "/sdk/oauth/connect/session", body);
+    // Without `allowed_providers` the session offers every configured provider.
+    let every = create(json!({"allowed_providers": null})).await;
+    assert_eq!(every.ok()["single_provider"], true, "{}", every.body);
     create(
         json!({"allowed_providers": [PROVIDER], "required_scopes": {PROVIDER: ["read", "root"]}}),
     )

@@ -509,3 +509,24 @@ async fn a_sparse_query_over_a_long_range_pages_in_bounded_steps() {
         "61 days in steps of 7: {pages} pages"
     );
 }
+
+#[tokio::test]
+async fn operators_list_an_apps_grants() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let r = app
+        .org
+        .op(
+            env,
+            "GET",
+            &format!("/v1/apps/{}/grants", app.app_id),
+            Value::Null,
+        )
+        .await;
+    let items = r.ok()["items"].as_array().expect("items").clone();
+    assert!(
+        items.iter().any(|g| g["grant_id"] == app.grant_id.as_str()),
+        "{}",
+        r.body
+    );
+}

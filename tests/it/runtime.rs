@@ -639,3 +639,24 @@ fn url_encoded(s: &str) -> String {
         .replace('+', "%2B")
         .replace('=', "%3D")
 }
+
+#[tokio::test]
+async fn a_call_that_never_reached_the_provider_is_still_audited() {
+    let env = env().await;
+    let app = app_fixture().await;
+    // What alter-sdk sends after a transport error: status 0, no response headers.
+    let report = json!({
+        "grant_id": app.grant_id, "provider_id": null, "token_generation": null,
+        "method": "GET", "url": "http://127.0.0.1:9/x",
+        "request_headers": null, "request_body": null,
+        "response_status": 0, "response_headers": null,
+        "response_body": "<transport error: network>", "latency_ms": 3,
+        "reason": null, "context": null,
+    });
+    let r = app
+        .sdk(env, "POST", "/sdk/oauth/audit/api-call", report)
+        .await;
+    assert!((200..300).contains(&r.status), "{}", r.body);
+    let rows = app.audit(env, "action=sdk_audit_api_call").await;
+    assert_eq!(rows.len(), 1);
+}

@@ -10,7 +10,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// What this operation may do to AWS: its Lambda function's IAM policy.
-pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Query]);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -27,12 +27,13 @@ pub struct Body {
     token_generation: Option<String>,
     method: String,
     url: String,
+    // The SDK sends null for both when the call never reached the provider.
     #[serde(default)]
-    request_headers: Map<String, Value>,
+    request_headers: Option<Map<String, Value>>,
     request_body: Option<Value>,
     response_status: i64,
     #[serde(default)]
-    response_headers: Map<String, Value>,
+    response_headers: Option<Map<String, Value>>,
     response_body: Option<Value>,
     latency_ms: Option<i64>,
     reason: Option<String>,
@@ -89,8 +90,8 @@ impl Operation for Op {
             "url": strip_query(&body.url),
             "response_status": body.response_status,
             "latency_ms": body.latency_ms,
-            "request_headers": safe_headers(&body.request_headers),
-            "response_headers": safe_headers(&body.response_headers),
+            "request_headers": safe_headers(&body.request_headers.unwrap_or_default()),
+            "response_headers": safe_headers(&body.response_headers.unwrap_or_default()),
             "request_body": cap(body.request_body),
             "response_body": cap(body.response_body),
         }));

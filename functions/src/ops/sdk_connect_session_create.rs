@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// What this operation may do to AWS: its Lambda function's IAM policy.
-pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE;
+pub const IAM: portcullis::iam::Policy =
+    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Query]);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
