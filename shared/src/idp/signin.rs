@@ -2,18 +2,17 @@
 //! another machine (`create_auth_session` hands them a link), and hands the app the user's ID
 //! token once (`poll_auth_session`).
 //!
-//! The session token reads `as_<app id>_<secret>`; only its hash is stored. The `state` the
-//! IdP returns reads `<app id>.<session ref>.<secret>`, also stored as a hash; the PKCE
-//! verifier and the resulting ID token are sealed at rest.
+//! The session token reads `as_<app id>_<secret>` and the `state` is the shared round-trip
+//! form (`oauth::bearer`), both stored as hashes; the PKCE verifier and the resulting ID
+//! token are sealed at rest.
 
 use crate::crypto::Sealed;
 use crate::error::ApiError;
 use crate::model::idp::Signin;
-use crate::oauth::connect::{random, sha256_hex};
+use crate::oauth::bearer::{self, random};
 use crate::store::{Item, keys, to_item};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -77,45 +76,17 @@ impl AuthSession {
 }
 
 pub fn new_token(app_id: Uuid) -> (String, String) {
-    let token = format!("as_{}_{}", app_id.simple(), random(32));
-    let r = ref_of(&token);
-    (token, r)
+    bearer::new_token("as_", app_id)
 }
 
-fn ref_of(token: &str) -> String {
-    sha256_hex(token)[..32].to_string()
-}
-
-/// The app and session reference a presented token names (nothing is read yet).
 pub fn parse_token(token: &str) -> Option<(Uuid, String)> {
-    let rest = token.strip_prefix("as_")?;
-    let (app, secret) = rest.split_once('_')?;
-    if secret.len() < 40 || token.len() > 128 {
-        return None;
-    }
-    Some((Uuid::try_parse(app).ok()?, ref_of(token)))
+    bearer::parse_token("as_", token)
 }
 
-pub fn new_state(app_id: Uuid, ref_id: &str) -> (String, String) {
-    let state = format!("{}.{ref_id}.{}", app_id.simple(), random(24));
-    let hash = sha256_hex(&state);
-    (state, hash)
-}
-
-pub fn parse_state(state: &str) -> Option<(Uuid, String)> {
-    let mut parts = state.splitn(3, '.');
-    let app = Uuid::try_parse(parts.next()?).ok()?;
-    let r = parts.next()?;
-    let secret = parts.next()?;
-    let ok = r.len() == 32
-        && r.bytes().all(|b| b.is_ascii_hexdigit())
-        && secret.len() >= 20
-        && state.len() <= 256;
-    ok.then(|| (app, r.to_string()))
-}
+pub use bearer::{new_state, parse_state};
 
 pub fn state_matches(s: &AuthSession, state: &str) -> bool {
-    bool::from(s.state_hash.as_bytes().ct_eq(sha256_hex(state).as_bytes()))
+    bearer::hash_matches(&s.state_hash, state)
 }
 
 pub fn new_nonce() -> String {

@@ -1,52 +1,27 @@
-//! Connect sessions: their bearer token, the `state` and PKCE of the provider round trip,
-//! and the records the callback writes.
-//!
-//! A session token reads `cs_<app id>_<secret>`: the app ID lets the unsigned browser pages
-//! find the session under its app's keys; only sha256 of the token is stored. The `state`
-//! sent to the provider reads `<app id>.<session ref>.<secret>`, likewise stored as a hash.
+//! Connect sessions: their bearer token (`cs_…`, see `bearer`), the `state` and PKCE of the
+//! provider round trip, and the records the callback writes.
 
+use super::bearer;
 use crate::error::ApiError;
 use crate::model::connect::{ConnectError, ConnectSession, ConnectStatus};
 use crate::store::{Item, keys, to_item};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Connect sessions live ten minutes (the widget's documented life).
 pub const SESSION_LIFE: time::Duration = time::Duration::minutes(10);
 
-pub(crate) fn random(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::fill(&mut b[..]);
-    B64URL.encode(b)
-}
-
-pub(crate) fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
 /// A new session token and the reference its session is stored under.
 pub fn new_token(app_id: Uuid) -> (String, String) {
-    let token = format!("cs_{}_{}", app_id.simple(), random(32));
-    let r = ref_of(&token);
-    (token, r)
-}
-
-fn ref_of(token: &str) -> String {
-    sha256_hex(token)[..32].to_string()
+    bearer::new_token("cs_", app_id)
 }
 
 /// The app and session reference a presented token names (nothing is read yet).
 pub fn parse_token(token: &str) -> Option<(Uuid, String)> {
-    let rest = token.strip_prefix("cs_")?;
-    let (app, secret) = rest.split_once('_')?;
-    if secret.len() < 40 || token.len() > 128 {
-        return None;
-    }
-    Some((Uuid::try_parse(app).ok()?, ref_of(token)))
+    bearer::parse_token("cs_", token)
 }
 
 pub fn session_not_found() -> ApiError {
@@ -59,42 +34,21 @@ pub fn item(s: &ConnectSession) -> Item {
 
 /// A fresh `state` for a provider round trip and the hash stored to check it.
 pub fn new_state(session: &ConnectSession) -> (String, String) {
-    let state = format!(
-        "{}.{}.{}",
-        session.app_id.simple(),
-        session.ref_id,
-        random(24)
-    );
-    let hash = sha256_hex(&state);
-    (state, hash)
+    bearer::new_state(session.app_id, &session.ref_id)
 }
 
-/// The app and session a returned `state` claims; checked against the stored hash later.
-pub fn parse_state(state: &str) -> Option<(Uuid, String)> {
-    let mut parts = state.splitn(3, '.');
-    let app = Uuid::try_parse(parts.next()?).ok()?;
-    let r = parts.next()?;
-    let secret = parts.next()?;
-    if r.len() != 32
-        || !r.bytes().all(|b| b.is_ascii_hexdigit())
-        || secret.len() < 20
-        || state.len() > 256
-    {
-        return None;
-    }
-    Some((app, r.to_string()))
-}
+pub use bearer::parse_state;
 
 pub fn state_matches(session: &ConnectSession, state: &str) -> bool {
     session
         .attempt
         .as_ref()
-        .is_some_and(|a| bool::from(a.state_hash.as_bytes().ct_eq(sha256_hex(state).as_bytes())))
+        .is_some_and(|a| bearer::hash_matches(&a.state_hash, state))
 }
 
 /// PKCE (RFC 7636, S256): the verifier and its challenge.
 pub fn pkce() -> (String, String) {
-    let verifier = random(32);
+    let verifier = bearer::random(32);
     let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
