@@ -421,3 +421,85 @@ async fn an_agent_refreshing_a_delegated_token_refreshes_the_users_grant() {
         .await;
     assert_eq!(listed.ok()["grants"][0]["needs_reconnect"], false);
 }
+
+#[tokio::test]
+async fn renewed_consent_or_a_deleted_agent_ends_what_was_passed_on() {
+    let s = setup().await;
+    let entry = s.connect_for(&s.a.0, json!({"delegable": true})).await;
+    let user_grant = entry["grant_id"].as_str().unwrap().to_string();
+    let pass_on = || async {
+        let held = s.listed(&s.a.1).await[0]["grant_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.as_agent(
+            &s.a.1,
+            "POST",
+            &format!("/sdk/grants/{held}/delegate"),
+            json!({"to_agent_id": s.b.0}),
+        )
+        .await
+        .ok()["grant_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let b_status = || async { s.listed(&s.b.1).await[0]["status"].clone() };
+    pass_on().await;
+    assert_eq!(b_status().await, "active");
+    // The user consents again (now without onward sharing): B's delegation ends, and does
+    // not come back when A's is withdrawn and granted once more.
+    assert_eq!(
+        s.connect_for(&s.a.0, json!({})).await["grant_id"],
+        json!(user_grant),
+        "a reconnect keeps the grant"
+    );
+    assert_eq!(b_status().await, "revoked");
+    let withdraw = format!("/sdk/grants/{user_grant}/delegations/{}", s.a.0);
+    s.app.sdk(s.env, "DELETE", &withdraw, Value::Null).await;
+    s.connect_for(&s.a.0, json!({"delegable": true})).await;
+    assert_eq!(b_status().await, "revoked");
+
+    // B holds a fresh onward delegation and may name the user; then A is deleted.
+    pass_on().await;
+    let user_id = s
+        .app
+        .sdk(
+            s.env,
+            "POST",
+            "/sdk/identity/resolve",
+            json!({"user_token": s.user_token}),
+        )
+        .await
+        .ok()["app_user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_b = |body: Value| s.as_agent(&s.b.1, "POST", "/sdk/identity/resolve", body);
+    as_b(json!({ "app_user_id": user_id })).await.ok();
+    let deleted = s
+        .app
+        .sdk(
+            s.env,
+            "DELETE",
+            &format!("/sdk/agents/{}", s.a.0),
+            Value::Null,
+        )
+        .await;
+    assert!(deleted.status < 300, "{}", deleted.body);
+    let statuses: Vec<Value> = s
+        .listed(&s.b.1)
+        .await
+        .iter()
+        .map(|g| g["status"].clone())
+        .collect();
+    assert!(statuses.iter().all(|st| st == "revoked"), "{statuses:?}");
+    as_b(json!({ "app_user_id": user_id }))
+        .await
+        .expect(404, "app_user_not_found");
+
+    // Agents never run sign-in sessions.
+    s.as_agent(&s.b.1, "POST", "/sdk/auth/session", json!({}))
+        .await
+        .expect(403, "app_key_required");
+}

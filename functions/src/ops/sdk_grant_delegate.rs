@@ -76,13 +76,40 @@ impl Operation for Op {
         if to.agent_id == me {
             return Err(ApiError::validation("an agent cannot delegate to itself"));
         }
-        let existing: Option<Grant> = record(items.get_mut(1).and_then(Option::take))?;
-        let existing = existing.filter(|g| g.status_at(call.now) == "active");
+        let previous: Option<Grant> = record(items.get_mut(1).and_then(Option::take))?;
+        let existing = previous
+            .clone()
+            .filter(|g| g.status_at(call.now) == "active");
+        if !held.delegated_agent_ids.contains(&to.agent_id)
+            && held.delegated_agent_ids.len() >= delegations::MAX_DELEGATIONS_PER_GRANT
+        {
+            return Err(ApiError::conflict(
+                "delegation_limit_reached",
+                "this grant is delegated to as many agents as it may be",
+            ));
+        }
         // Tri-state: omitted keeps a renewed delegation's setting; a new one is a leaf.
         let delegable = body
             .delegable
             .unwrap_or_else(|| existing.as_ref().is_some_and(|g| g.delegable));
         delegations::check_delegable(&held, delegable)?;
+        // The holder passes on only what its own access set still allows.
+        if let Some(agent) = call.caller.agent_key_owner() {
+            let allowed = match &held.kind {
+                portcullis::model::GrantKind::ManagedSecret { slug, .. } => {
+                    agent.allows_secret(slug, call.now)
+                }
+                portcullis::model::GrantKind::OAuth { provider_id, .. } => {
+                    agent.allows_provider(provider_id, call.now)
+                }
+            };
+            if !allowed {
+                return Err(ApiError::forbidden(
+                    "agent_scope_not_allowed",
+                    "this agent's access set no longer includes that provider or managed secret",
+                ));
+            }
+        }
         let scope_constraint = delegations::scope_constraint(&held, body.scope_constraint)?;
         let expires_at = match body.ttl_seconds {
             None => None,
@@ -126,9 +153,11 @@ impl Operation for Op {
             "status": "active",
             "expires_at": child.expires_at.map(rfc3339),
         });
+        let mut writes = delegations::create_writes(&held, &child, to.agent_id);
+        writes.extend(delegations::renewal_writes(previous.as_ref(), call.now));
         Ok(Outcome::with_writes(
             ApiResponse::ok(&answer),
-            delegations::create_writes(&held, &child, to.agent_id),
+            writes,
             delegations::no_delegated_grant(),
         ))
     }

@@ -6,7 +6,7 @@
 use super::common::{end_user, record};
 use portcullis::model::{AppUser, Principal};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
-use portcullis::service::grants;
+use portcullis::service::{delegations, grants};
 use portcullis::store::{Item, ItemKey, Write, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
@@ -75,10 +75,16 @@ pub async fn resolve(
                 };
                 let (held, _) = grants::list(&ctx.store, u.app_id, Some(&mine), 10_000).await?;
                 let by = format!("user:{}", u.app_user_id);
-                let consented = held.iter().any(|g| {
-                    g.status_at(call.now) == "active"
-                        && g.delegation.as_ref().is_some_and(|d| d.delegated_by == by)
-                });
+                let theirs: Vec<_> = held
+                    .into_iter()
+                    .filter(|g| {
+                        g.status_at(call.now) == "active"
+                            && g.delegation.as_ref().is_some_and(|d| d.delegated_by == by)
+                    })
+                    .collect();
+                // Consent holds only along an intact chain (every link and agent above active).
+                let broken = delegations::broken_chains(ctx, &theirs, call.now).await?;
+                let consented = theirs.iter().any(|g| !broken.contains(&g.grant_id));
                 if !consented {
                     return Err(user_not_found());
                 }

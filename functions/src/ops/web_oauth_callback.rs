@@ -23,6 +23,7 @@ pub const IAM: portcullis::iam::Policy = portcullis::iam::Policy::of(&[
     portcullis::iam::Action::BatchGetItem,
     portcullis::iam::Action::Query,
     portcullis::iam::Action::PutItem,
+    portcullis::iam::Action::UpdateItem,
     portcullis::iam::Action::GenerateDataKey,
     portcullis::iam::Action::Decrypt,
 ]);
@@ -384,6 +385,16 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
             item: grants::item(child),
             condition: None,
         });
+        // Renewing a delegation of a reconnected grant ends what it passed on.
+        if existing.is_some() {
+            let previous: Option<Grant> = ctx
+                .store
+                .get(&keys::grant(app_id, child.grant_id), true)
+                .await?
+                .map(from_item)
+                .transpose()?;
+            writes.extend(delegations::renewal_writes(previous.as_ref(), now));
+        }
     }
     match ctx.store.transact(writes).await {
         Ok(()) => {}

@@ -243,6 +243,7 @@ pub async fn build(
         &issuer,
         input.signin,
         existing.and_then(|o| o.signin.as_ref()),
+        existing.is_some_and(|o| o.issuer == issuer),
     )
     .await?;
     Ok(IdpConfig {
@@ -270,6 +271,7 @@ async fn signin(
     issuer: &str,
     input: Option<SigninInput>,
     existing: Option<&Signin>,
+    same_issuer: bool,
 ) -> Result<Option<Signin>, ApiError> {
     let Some(input) = input else {
         return Ok(None);
@@ -290,7 +292,8 @@ async fn signin(
                 )
                 .await?
         }
-        (None, Some(old)) if old.client_id == client_id => old.client_secret.clone(),
+        // Kept only for the same client at the same issuer: never sent to a new token endpoint.
+        (None, Some(old)) if old.client_id == client_id && same_issuer => old.client_secret.clone(),
         (None, _) => {
             return Err(ApiError::validation(
                 "`signin.client_secret` is required for a new sign-in client",

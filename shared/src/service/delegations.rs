@@ -96,6 +96,17 @@ pub fn create_writes(parent: &Grant, child: &Grant, agent: Uuid) -> Vec<Write> {
     ]
 }
 
+/// Delegations one grant may make (each revocation reaches them in one transaction).
+pub const MAX_DELEGATIONS_PER_GRANT: usize = 25;
+
+/// A renewal replaces an agent's delegation with the new consent's terms, so what the agent
+/// passed on under the old terms ends with them (those agents must be delegated to again).
+pub fn renewal_writes(existing: Option<&Grant>, now: OffsetDateTime) -> Vec<Write> {
+    existing
+        .map(|e| revoke_children_writes(e, now))
+        .unwrap_or_default()
+}
+
 /// Revocation of every delegation made from `g` (its direct children; deeper ones fail their
 /// chain check from then on).
 pub fn revoke_children_writes(g: &Grant, now: OffsetDateTime) -> Vec<Write> {
@@ -146,6 +157,7 @@ pub async fn check_chain(
     }
     let mut items = ctx.store.get_many(&keys).await?;
     let tokens = if oauth { items.pop().flatten() } else { None };
+    let mut agents_above = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let Some(item) = item else {
             return Err(no_delegated_grant());
@@ -155,8 +167,30 @@ pub async fn check_chain(
         if g.status_at(now) != "active" || !consent_holds {
             return Err(no_delegated_grant().field("grant_id", json!(child.grant_id)));
         }
+        if let Principal::Agent { agent_id } = g.principal {
+            agents_above.push(agent_id);
+        }
+    }
+    // An agent that passed the grant on must still be active: deleting or suspending it ends
+    // what it passed on (one more read, only for onward delegations).
+    if !agents_above.is_empty() && !agents_active(ctx, child.app_id, &agents_above).await? {
+        return Err(no_delegated_grant().field("grant_id", json!(child.grant_id)));
     }
     Ok(tokens)
+}
+
+async fn agents_active(ctx: &crate::Ctx, app: Uuid, agents: &[Uuid]) -> Result<bool, ApiError> {
+    let keys: Vec<_> = agents.iter().map(|a| keys::agent(app, *a)).collect();
+    for item in ctx.store.get_many(&keys).await? {
+        let Some(item) = item else {
+            return Ok(false);
+        };
+        let agent: crate::model::Agent = from_item(item)?;
+        if agent.status != crate::model::AgentStatus::Active {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// `scope_constraint` of a delegation: valid RFC 6749 scope tokens, at most 100, each within
@@ -261,10 +295,31 @@ pub async fn broken_chains(
     }
     let keys: Vec<_> = links.iter().map(|id| keys::grant(app, *id)).collect();
     let mut alive = std::collections::HashSet::new();
+    let mut held_by: Vec<(Uuid, Uuid)> = Vec::new();
     for item in ctx.store.get_many(&keys).await?.into_iter().flatten() {
         let g: Grant = from_item(item)?;
         if g.status_at(now) == "active" {
             alive.insert(g.grant_id);
+            if let Principal::Agent { agent_id } = g.principal {
+                held_by.push((g.grant_id, agent_id));
+            }
+        }
+    }
+    // A link held by an agent that is no longer active is broken too.
+    if !held_by.is_empty() {
+        let agent_keys: Vec<_> = held_by.iter().map(|(_, a)| keys::agent(app, *a)).collect();
+        let agents = ctx.store.get_many(&agent_keys).await?;
+        for ((link, _), item) in held_by.iter().zip(agents) {
+            let active = match item {
+                Some(item) => {
+                    from_item::<crate::model::Agent>(item)?.status
+                        == crate::model::AgentStatus::Active
+                }
+                None => false,
+            };
+            if !active {
+                alive.remove(link);
+            }
         }
     }
     for g in listed {

@@ -76,14 +76,10 @@ pub fn create_writes(g: &Grant, secret: &ManagedSecret) -> Vec<Write> {
     ]
 }
 
+/// Only the status changes: a Put of the copy read earlier could drop what changed since (a
+/// delegation added to `delegated_agent_ids` meanwhile).
 pub fn revoke_write(g: &Grant, now: OffsetDateTime) -> Write {
-    let mut revoked = g.clone();
-    revoked.status = GrantStatus::Revoked;
-    revoked.revoked_at = Some(now);
-    Write::Put {
-        item: item(&revoked),
-        condition: Some(Condition::present()),
-    }
+    crate::service::delegations::revoke_write(g.app_id, g.grant_id, now)
 }
 
 /// Every grant of an app (or of one principal), oldest first, up to `cap`.
