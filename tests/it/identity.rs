@@ -683,6 +683,22 @@ async fn a_sign_in_session_hands_the_app_the_users_token_once() {
             .to_string()
             .contains("portcullis-test-secret")
     );
+    // The stored client secret is never sent to another issuer's token endpoint.
+    let elsewhere = Provider::start().await;
+    app.use_idp(
+        env,
+        &elsewhere,
+        json!({"signin": {"client_id": "portcullis-test"}}),
+    )
+    .await
+    .expect(422, "validation_error");
+    app.use_idp(
+        env,
+        &idp,
+        json!({"signin": {"client_id": "portcullis-test"}}),
+    )
+    .await
+    .ok();
 
     let session = start().await;
     assert_eq!(session.status, 201, "{}", session.body);
