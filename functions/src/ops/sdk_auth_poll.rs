@@ -52,13 +52,7 @@ impl Operation for Op {
         body: Body,
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
-        // Sign-in hands out the user's own ID token: the app's backend only, never an agent.
-        if call.caller.agent_key_owner().is_some() {
-            return Err(ApiError::forbidden(
-                "app_key_required",
-                "sign-in sessions are for the app's own keys; an agent acts for users through delegations",
-            ));
-        }
+        super::sdk_auth_session_create::app_key_only(call)?;
         let key =
             session_key(&body, Some(call.caller.app())).ok_or_else(signin::session_not_found)?;
         let mut session: AuthSession = record(items.first_mut().and_then(Option::take))?

@@ -94,21 +94,13 @@ impl Operation for Op {
             .unwrap_or_else(|| existing.as_ref().is_some_and(|g| g.delegable));
         delegations::check_delegable(&held, delegable)?;
         // The holder passes on only what its own access set still allows.
-        if let Some(agent) = call.caller.agent_key_owner() {
-            let allowed = match &held.kind {
-                portcullis::model::GrantKind::ManagedSecret { slug, .. } => {
-                    agent.allows_secret(slug, call.now)
-                }
-                portcullis::model::GrantKind::OAuth { provider_id, .. } => {
-                    agent.allows_provider(provider_id, call.now)
-                }
-            };
-            if !allowed {
-                return Err(ApiError::forbidden(
-                    "agent_scope_not_allowed",
-                    "this agent's access set no longer includes that provider or managed secret",
-                ));
-            }
+        if let Some(agent) = call.caller.agent_key_owner()
+            && !agent.allows_grant(&held.kind, call.now)
+        {
+            return Err(ApiError::forbidden(
+                "agent_scope_not_allowed",
+                "this agent's access set no longer includes that provider or managed secret",
+            ));
         }
         let scope_constraint = delegations::scope_constraint(&held, body.scope_constraint)?;
         let expires_at = match body.ttl_seconds {

@@ -175,13 +175,7 @@ impl Operation for Op {
             {
                 return Err(grants::grant_not_found());
             }
-            let allowed = match &grant.kind {
-                GrantKind::ManagedSecret { slug, .. } => agent.allows_secret(slug, call.now),
-                GrantKind::OAuth { provider_id, .. } => {
-                    agent.allows_provider(provider_id, call.now)
-                }
-            };
-            if !allowed {
+            if !agent.allows_grant(&grant.kind, call.now) {
                 return Err(ApiError::forbidden(
                     "agent_scope_not_allowed",
                     "this agent's access set does not include that provider or managed secret",

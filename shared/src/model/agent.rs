@@ -74,6 +74,15 @@ impl Agent {
         }
     }
 
+    /// Whether the agent's access set covers a grant of this kind: its OAuth provider, or its
+    /// managed secret.
+    pub fn allows_grant(&self, kind: &super::GrantKind, now: OffsetDateTime) -> bool {
+        match kind {
+            super::GrantKind::ManagedSecret { slug, .. } => self.allows_secret(slug, now),
+            super::GrantKind::OAuth { provider_id, .. } => self.allows_provider(provider_id, now),
+        }
+    }
+
     /// Whether the agent may use grants of this OAuth provider (a key of its scopes).
     pub fn allows_provider(&self, provider_id: &str, now: OffsetDateTime) -> bool {
         provider_id != "managed_secret_slugs" && self.scopes_at(now)[provider_id].is_array()
