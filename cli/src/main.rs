@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use std::io::Read;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -607,7 +608,9 @@ async fn answer(resp: reqwest::Response) -> Result<Value, String> {
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(v) => {
-            println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+            // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+            let text = serde_json::to_string_pretty(&v).expect("JSON");
+            let _ = writeln!(std::io::stdout(), "{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
