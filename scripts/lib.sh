@@ -79,6 +79,12 @@ stop_pidfile() {
 }
 
 # The moto server (DynamoDB + KMS), reused if one already answers on the port.
+# reset_endpoint: empties the local moto (tables, KMS keys); a real endpoint is left alone.
+reset_endpoint() {
+  [ -n "$USE_MOTO" ] || return 0
+  curl -sf -X POST "http://127.0.0.1:$MOTO_PORT/moto-api/reset" >/dev/null || die "could not reset moto"
+}
+
 start_moto() {
   [ -n "$USE_MOTO" ] || { log "using the AWS endpoint $AWS_ENDPOINT_URL"; return 0; }
   ensure_venv moto "$ROOT/scripts/requirements/moto.txt"

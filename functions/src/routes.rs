@@ -62,6 +62,14 @@ routes! {
     POST "/sdk/oauth/connect/session/cancel" => web_connect_cancel,
     GET "/sdk/oauth/callback" => web_oauth_callback,
     POST "/sdk/managed-secrets/{managed_secret_id}/grants" => sdk_managed_secret_grant_create,
+    POST "/sdk/managed-secrets/connect/session" => sdk_secret_connect_session_create,
+    // The hosted managed-secret Connect page (browser, unsigned: the session token, and after
+    // sign-in the session's browser cookie, are the credentials).
+    GET "/sdk/managed-secrets/connect" => web_secret_connect_page,
+    POST "/sdk/managed-secrets/connect/describe" => web_secret_connect_describe,
+    POST "/sdk/managed-secrets/connect/signin" => web_secret_connect_signin,
+    POST "/sdk/managed-secrets/connect/confirm" => web_secret_connect_confirm,
+    POST "/sdk/managed-secrets/connect/cancel" => web_secret_connect_cancel,
     GET "/sdk/scopes" => sdk_scopes,
     POST "/sdk/keys/derive" => sdk_key_derive,
     POST "/sdk/keys/{key_id}/rotate" => sdk_key_rotate,

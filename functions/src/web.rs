@@ -11,6 +11,7 @@ use uuid::Uuid;
 pub const CONNECT_PAGE: &str = include_str!("../web/connect.html");
 pub const RESULT_PAGE: &str = include_str!("../web/result.html");
 pub const SIGNIN_PAGE: &str = include_str!("../web/signin.html");
+pub const SECRET_CONNECT_PAGE: &str = include_str!("../web/secret-connect.html");
 /// Inlined into both pages (a CSP nonce covers inline code only).
 const PAGE_CSS: &str = include_str!("../web/page.css");
 const DELIVER_JS: &str = include_str!("../web/deliver.js");

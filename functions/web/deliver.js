@@ -34,6 +34,10 @@ function deliver(r, popupOnly) {
       add("operation", g.operation);
       add("scopes", Array.isArray(g.scopes) ? g.scopes.join(",") : g.scopes);
       add("status", g.status);
+      add("delegation_id", g.delegation_id);
+      add("agent_id", g.agent_id);
+      add("updated", g.updated);
+      add("delegable", g.delegable);
     } else {
       add("alter_connect_error", err.error);
       add("error_code", err.error);

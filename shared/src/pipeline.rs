@@ -41,6 +41,8 @@ pub enum Access {
     AnyKey,
     /// An Alter scope the key must hold.
     Scope(&'static str),
+    /// Alter scopes the key must all hold.
+    Scopes(&'static [&'static str]),
     /// Member roles allowed (operator surface).
     Roles(&'static [Role]),
 }
@@ -601,6 +603,14 @@ async fn authenticate_and_run<O: Operation>(
         Access::AnyKey => {}
         Access::Scope(scope) => {
             if let Err(e) = scopes::require(&scopes, scope) {
+                return Err(a.fail(ctx, e).await);
+            }
+        }
+        Access::Scopes(required) => {
+            if let Some(e) = required
+                .iter()
+                .find_map(|scope| scopes::require(&scopes, scope).err())
+            {
                 return Err(a.fail(ctx, e).await);
             }
         }

@@ -66,6 +66,7 @@ pub fn grant(g: &Grant, now: OffsetDateTime) -> Value {
             secret_id,
             slug,
             name,
+            end_user_key,
         } => json!({
             "grant_kind": "managed_secret",
             "grant_id": g.grant_id,
@@ -91,8 +92,8 @@ pub fn grant(g: &Grant, now: OffsetDateTime) -> Value {
             "delegable": g.delegable,
             "scope_constraint": Value::Null,
             "credential_id": Value::Null,
-            "credential_kind": "developer",
-            "credential_label": Value::Null,
+            "credential_kind": if *end_user_key { "end_user" } else { "developer" },
+            "credential_label": if *end_user_key { json!(g.label) } else { Value::Null },
         }),
         GrantKind::OAuth {
             provider_id,

@@ -18,6 +18,26 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
         "creates in the caller's own app, from its own identity provider",
     ),
     (
+        "web_secret_connect_page",
+        "a static page: the session token in its fragment names the app",
+    ),
+    (
+        "web_secret_connect_describe",
+        "keyless: the session token names its app (tests/it/secret_connect.rs)",
+    ),
+    (
+        "web_secret_connect_signin",
+        "keyless: the session token names its app",
+    ),
+    (
+        "web_secret_connect_confirm",
+        "keyless: the session token and the signed-in browser's cookie name the app",
+    ),
+    (
+        "web_secret_connect_cancel",
+        "keyless: the session token names its app",
+    ),
+    (
         "web_auth_callback",
         "keyless: `state` is the credential and names its app",
     ),
@@ -114,6 +134,7 @@ const WALKED: &[&str] = &[
     "sdk_audit_api_call",
     "sdk_grants_list",
     "sdk_managed_secret_grant_create",
+    "sdk_secret_connect_session_create",
     "sdk_grant_revoke",
     "sdk_grant_report_scope_mismatch",
     "sdk_connect_session_poll",
@@ -711,4 +732,51 @@ async fn another_apps_user_is_as_unknown_as_a_made_up_one() {
     a.sdk(env, "POST", "/sdk/identity/resolve", ask(&user))
         .await
         .ok();
+}
+
+#[tokio::test]
+async fn managed_secret_connect_reaches_nothing_of_another_app() {
+    let env = env().await;
+    let a = app_fixture().await;
+    let b = app_fixture().await;
+    let idp = portcullis_tests::oauth::Provider::start().await;
+    let signin = json!({"signin": {"client_id": "portcullis-test", "client_secret": "portcullis-test-secret"}});
+    a.use_idp(env, &idp, signin.clone()).await.ok();
+    b.use_idp(env, &idp, signin).await.ok();
+    let token = idp.id_token(json!({"sub": "someone"})).await;
+    let mut slugs = Vec::new();
+    for app in [&a, &b] {
+        let path = format!("/v1/apps/{}/secrets/{}", app.app_id, app.secret_id);
+        let r = app.org.op(env, "GET", &path, Value::Null).await;
+        slugs.push(r.ok()["slug"].as_str().unwrap().to_string());
+    }
+    let (a_slug, b_slug) = (slugs[0].clone(), slugs[1].clone());
+    let ask = |extra: Value| {
+        let mut body = json!({"user_token": token});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        b.sdk(env, "POST", "/sdk/managed-secrets/connect/session", body)
+    };
+    same(
+        &ask(json!({"provider": a_slug})).await,
+        &ask(json!({"provider": "made-up-secret"})).await,
+    );
+    let a_agent = a
+        .sdk(
+            env,
+            "POST",
+            "/sdk/agents",
+            json!({"name": "a-agent", "type": "agent", "scopes": {}, "metadata": {}}),
+        )
+        .await;
+    let a_agent = a_agent.body["id"].as_str().unwrap().to_string();
+    same(
+        &ask(json!({"provider": b_slug, "agent": a_agent})).await,
+        &ask(json!({"provider": b_slug, "agent": Uuid::new_v4().to_string()})).await,
+    );
+    same(
+        &ask(json!({"provider": b_slug, "repair_grant_id": a.grant_id})).await,
+        &ask(json!({"provider": b_slug, "repair_grant_id": Uuid::new_v4().to_string()})).await,
+    );
 }

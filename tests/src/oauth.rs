@@ -322,3 +322,62 @@ pub async fn browse(env: &Env, p: &Provider, session: &str) -> String {
     assert_eq!(status, 200);
     page
 }
+
+/// A browser with a cookie jar, for the pages whose steps are bound to one browser.
+#[derive(Default)]
+pub struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+/// What a page request answered: status, `Location` and body.
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Page {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON: {}", self.body))
+    }
+}
+
+impl Browser {
+    pub async fn send(&mut self, env: &Env, method: &str, target: &str, body: Value) -> Page {
+        let bytes = crate::body_bytes(&body);
+        let mut req = request(method, target, &bytes);
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            crate::set(&mut req, "cookie", &jar.join("; "));
+        }
+        let r = portcullis_functions::routes::dispatch(&env.ctx, req).await;
+        let mut location = None;
+        for (name, value) in &r.headers {
+            let value = value.to_str().unwrap_or_default().to_string();
+            match name.as_str() {
+                "set-cookie" => {
+                    let pair = value.split(';').next().unwrap_or_default();
+                    let (n, v) = pair.split_once('=').expect("cookie pair");
+                    self.cookies.retain(|(k, _)| k != n);
+                    self.cookies.push((n.to_string(), v.to_string()));
+                }
+                "location" => location = Some(value),
+                _ => {}
+            }
+        }
+        Page {
+            status: r.status.as_u16(),
+            location,
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+        }
+    }
+
+    /// The cookie a response set, by name prefix (for attributes checks).
+    pub fn has_cookie(&self, prefix: &str) -> bool {
+        self.cookies.iter().any(|(n, _)| n.starts_with(prefix))
+    }
+}

@@ -121,3 +121,17 @@ pub async fn end_user(
     writes.extend(resolved.writes);
     Ok(resolved.user)
 }
+
+/// Operations for the app's own keys only (sign-in, OAuth Connect): an agent acts for users
+/// through delegations.
+pub fn app_key_only(call: &portcullis::pipeline::Call<'_>, what: &str) -> Result<(), ApiError> {
+    match call.caller.agent_key_owner() {
+        Some(_) => Err(ApiError::forbidden(
+            "app_key_required",
+            format!(
+                "{what} are for the app's own keys; an agent acts for users through delegations"
+            ),
+        )),
+        None => Ok(()),
+    }
+}

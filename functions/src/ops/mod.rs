@@ -50,6 +50,7 @@ pub mod sdk_provider_spec_operation;
 pub mod sdk_provider_spec_operations;
 pub mod sdk_provider_specs_list;
 pub mod sdk_scopes;
+pub mod sdk_secret_connect_session_create;
 pub mod sdk_token;
 
 pub mod op_bootstrap;
@@ -95,3 +96,8 @@ pub mod web_connect_describe;
 pub mod web_connect_page;
 pub mod web_identity_jwks;
 pub mod web_oauth_callback;
+pub mod web_secret_connect_cancel;
+pub mod web_secret_connect_confirm;
+pub mod web_secret_connect_describe;
+pub mod web_secret_connect_page;
+pub mod web_secret_connect_signin;

@@ -69,8 +69,13 @@ impl Operation for Op {
         super::common::reachable(call, &grant)?;
         // Providers may echo the credential back (introspection, debug endpoints): whatever the
         // SDK reports is scrubbed of the grant's own secret before it is stored.
-        let redact =
-            credential_strings(ctx, &grant, items.get_mut(1).and_then(Option::take)).await?;
+        let redact = credential_strings(
+            ctx,
+            &grant,
+            items.get_mut(1).and_then(Option::take),
+            items.get_mut(2).and_then(Option::take),
+        )
+        .await?;
         call.audit.grant_id = Some(grant.grant_id.to_string());
         call.audit.resource_type = Some("grant".into());
         call.audit.resource_id = Some(grant.grant_id.to_string());
@@ -146,6 +151,7 @@ async fn credential_strings(
     ctx: &Ctx,
     grant: &Grant,
     prefetched: Option<Item>,
+    secret: Option<Item>,
 ) -> Result<Vec<String>, ApiError> {
     let mut out = match &grant.kind {
         GrantKind::OAuth { .. } => {
@@ -164,7 +170,9 @@ async fn credential_strings(
                 None => Vec::new(),
             }
         }
-        GrantKind::ManagedSecret { .. } => managed_secret_strings(ctx, grant, prefetched).await?,
+        GrantKind::ManagedSecret { .. } => {
+            managed_secret_strings(ctx, grant, prefetched, secret).await?
+        }
     };
     // Also as they would appear percent-encoded in a URL or form body.
     let encoded: Vec<String> = out
@@ -181,14 +189,13 @@ async fn credential_strings(
 async fn managed_secret_strings(
     ctx: &Ctx,
     grant: &Grant,
-    prefetched: Option<Item>,
+    own_key: Option<Item>,
+    secret: Option<Item>,
 ) -> Result<Vec<String>, ApiError> {
-    let secret = grants::secret_of(ctx, grant, prefetched).await?;
-    let Some(secret) = secret else {
+    let Some(injected) = secrets::injected(ctx, grant, secret, own_key).await? else {
         return Ok(Vec::new());
     };
-    let value = secrets::open(ctx, &secret).await?;
-    Ok(match &value {
+    Ok(match &injected.value {
         SecretValue::Token { token } => vec![token.clone()],
         SecretValue::ApiKey { api_key } => vec![api_key.clone()],
         SecretValue::Basic { username, password } => vec![

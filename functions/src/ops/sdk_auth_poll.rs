@@ -52,7 +52,7 @@ impl Operation for Op {
         body: Body,
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
-        super::sdk_auth_session_create::app_key_only(call)?;
+        super::common::app_key_only(call, "sign-in sessions")?;
         let key =
             session_key(&body, Some(call.caller.app())).ok_or_else(signin::session_not_found)?;
         let mut session: AuthSession = record(items.first_mut().and_then(Option::take))?

@@ -24,17 +24,6 @@ pub fn not_configured() -> ApiError {
     .hint("add `signin` ({client_id, client_secret}) to PUT /v1/apps/{app_id}/idp")
 }
 
-/// Sign-in sessions are for the app's own keys; an agent acts for users through delegations.
-pub fn app_key_only(call: &Call<'_>) -> Result<(), ApiError> {
-    match call.caller.agent_key_owner() {
-        Some(_) => Err(ApiError::forbidden(
-            "app_key_required",
-            "sign-in sessions are for the app's own keys; an agent acts for users through delegations",
-        )),
-        None => Ok(()),
-    }
-}
-
 /// Where the IdP sends the user back.
 pub fn redirect_uri(ctx: &Ctx, req: &ApiRequest) -> Result<String, ApiError> {
     Ok(format!("{}/sdk/auth/callback", ctx.public_url(req)?))
@@ -59,7 +48,7 @@ impl Operation for Op {
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
         // Sign-in hands out the user's own ID token: the app's backend only, never an agent.
-        app_key_only(call)?;
+        super::common::app_key_only(call, "sign-in sessions")?;
         let app = call.caller.app();
         let config: IdpConfig =
             record(items.first_mut().and_then(Option::take))?.ok_or_else(not_configured)?;

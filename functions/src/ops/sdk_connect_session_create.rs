@@ -73,6 +73,7 @@ impl Operation for Op {
         body: Body,
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
+        super::common::app_key_only(call, "OAuth Connect sessions")?;
         let app = call.caller.app();
         let mut writes = Vec::new();
         let principal = match &body.user_token {

@@ -41,6 +41,7 @@ impl Operation for Op {
         _: Body,
         mut items: Vec<Option<Item>>,
     ) -> Result<Outcome, ApiError> {
+        super::common::app_key_only(call, "OAuth Connect sessions")?;
         let session: Option<ConnectSession> = items
             .first_mut()
             .and_then(Option::take)

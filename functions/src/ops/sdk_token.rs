@@ -62,12 +62,10 @@ impl Operation for Op {
         let Some(app) = app else {
             return Vec::new();
         };
-        let mut keys = match grant_id(body) {
-            Some(grant_id) => grants::prefetch_credential(ctx, app, grant_id),
-            None => Vec::new(),
-        };
-        if let Some(token) = &body.user_token {
-            keys.extend(portcullis::idp::prefetch(ctx, app, token));
+        // The user's identity first: its length is fixed, the credential's is not.
+        let mut keys = portcullis::idp::prefetch_if(ctx, Some(app), body.user_token.as_deref());
+        if let Some(grant_id) = grant_id(body) {
+            keys.extend(grants::prefetch_credential(ctx, app, grant_id));
         }
         keys
     }
@@ -81,12 +79,15 @@ impl Operation for Op {
         let app = call.caller.app();
         call.audit.reason = body.reason.as_ref().map(|r| r.chars().take(1024).collect());
         let mut writes = Vec::new();
+        let own = if body.user_token.is_some() {
+            portcullis::idp::PREFETCHED
+        } else {
+            0
+        };
+        let mut rest = items.split_off(own.min(items.len()));
+        let (identity, items) = (&mut items[..], rest.as_mut_slice());
         let user = match &body.user_token {
-            Some(token) => {
-                let own = if grant_id(&body).is_some() { 2 } else { 0 };
-                let identity = items.get_mut(own..).unwrap_or_default();
-                Some(end_user(ctx, call, token, identity, &mut writes).await?)
-            }
+            Some(token) => Some(end_user(ctx, call, token, identity, &mut writes).await?),
             None => None,
         };
         let target = body
@@ -230,14 +231,9 @@ impl Operation for Op {
         }
         let answer = match &grant.kind {
             GrantKind::ManagedSecret { .. } => {
-                managed_secret_answer(
-                    ctx,
-                    call,
-                    &grant,
-                    items.get_mut(1).and_then(Option::take),
-                    &host,
-                )
-                .await?
+                let own_key = root_tokens.or_else(|| items.get_mut(1).and_then(Option::take));
+                let secret = items.get_mut(2).and_then(Option::take);
+                managed_secret_answer(ctx, call, &grant, secret, own_key, &host).await?
             }
             GrantKind::OAuth { hosts, .. } => {
                 if !host_allowed(hosts, &host) {
@@ -376,20 +372,21 @@ async fn managed_secret_answer(
     ctx: &Ctx,
     call: &Call<'_>,
     grant: &Grant,
-    prefetched: Option<Item>,
+    secret: Option<Item>,
+    own_key: Option<Item>,
     host: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let secret = grants::secret_of(ctx, grant, prefetched).await?;
-    let secret = secret.ok_or_else(|| grants::credential_erased(grant))?;
-    if !host_allowed(&secret.allowed_hosts, host) {
+    let injected = secrets::injected(ctx, grant, secret, own_key)
+        .await?
+        .ok_or_else(|| grants::credential_erased(grant))?;
+    if !host_allowed(&injected.secret.allowed_hosts, host) {
         return Err(blocked(
             host,
             call,
             "this secret is limited to its allowed hosts",
         ));
     }
-    let value = secrets::open(ctx, &secret).await?;
-    let answer = token::answer(grant, &secret, &value);
+    let answer = token::answer(grant, &injected);
     if answer.is_null() {
         return Err(ApiError::internal());
     }

@@ -29,7 +29,7 @@ fn page(title: &str, message: &str) -> ApiResponse {
     )
 }
 
-fn failed(message: &str) -> ApiResponse {
+pub(crate) fn failed(message: &str) -> ApiResponse {
     page("Sign-in failed", message)
 }
 
@@ -54,14 +54,23 @@ async fn run(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let Some((app_id, r)) = req.query("state").as_deref().and_then(signin::parse_state) else {
         return Ok(failed(expired));
     };
-    let key = keys::auth_session(app_id, &r);
+    // The state names a sign-in session or a managed-secret Connect session: both are read.
     let mut items = ctx
         .store
-        .get_many(&[key.clone(), keys::idp(app_id)])
+        .get_many(&[
+            keys::auth_session(app_id, &r),
+            keys::secret_connect_session(app_id, &r),
+            keys::idp(app_id),
+        ])
         .await?;
-    let config: Option<IdpConfig> = items[1].take().map(from_item).transpose()?;
+    let Some(config) = items[2].take().map(from_item::<IdpConfig>).transpose()? else {
+        return Ok(failed(expired));
+    };
+    if let Some(item) = items[1].take() {
+        return super::web_secret_connect_signin::finish(ctx, req, from_item(item)?, &config).await;
+    }
     let session: Option<AuthSession> = items[0].take().map(from_item).transpose()?;
-    let (Some(mut session), Some(config)) = (session, config) else {
+    let Some(mut session) = session else {
         return Ok(failed(expired));
     };
     let state = req.query("state").unwrap_or_default();
@@ -96,7 +105,19 @@ async fn run(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
             Err(message)
         }
         (None, Some(code), Some(sign_in)) => {
-            match exchange(ctx, req, &session, &config, sign_in, &code).await? {
+            let verifier = ctx
+                .sealer
+                .open(app_id, &session.aad("verifier"), &session.code_verifier)
+                .await?;
+            let verifier =
+                String::from_utf8(verifier.to_vec()).map_err(|_| ApiError::internal())?;
+            let proof = Proof {
+                app_id,
+                verifier,
+                nonce: &session.nonce,
+                code: &code,
+            };
+            match exchange(ctx, req, &config, sign_in, proof).await? {
                 Ok((token, info)) => {
                     session.status = AuthStatus::Completed;
                     session.user_token = Some(
@@ -141,34 +162,38 @@ async fn run(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     })
 }
 
-/// The code for an ID token, verified against the app's identity provider with the session's
+/// What a sign-in attempt kept to finish the round trip.
+pub(crate) struct Proof<'a> {
+    pub app_id: uuid::Uuid,
+    pub verifier: String,
+    pub nonce: &'a str,
+    pub code: &'a str,
+}
+
+/// The code for an ID token, verified against the app's identity provider with the attempt's
 /// nonce: the token and what the app may know of the user.
-async fn exchange(
+pub(crate) async fn exchange(
     ctx: &Ctx,
     req: &ApiRequest,
-    session: &AuthSession,
     config: &IdpConfig,
     sign_in: &portcullis::model::idp::Signin,
-    code: &str,
+    proof: Proof<'_>,
 ) -> Result<Result<(String, serde_json::Value), &'static str>, ApiError> {
+    let Proof {
+        app_id,
+        verifier,
+        nonce,
+        code,
+    } = proof;
     let secret = ctx
         .sealer
         .open(
-            session.app_id,
-            &IdpConfig::signin_secret_aad(session.app_id),
+            app_id,
+            &IdpConfig::signin_secret_aad(app_id),
             &sign_in.client_secret,
         )
         .await?;
     let secret = String::from_utf8(secret.to_vec()).map_err(|_| ApiError::internal())?;
-    let verifier = ctx
-        .sealer
-        .open(
-            session.app_id,
-            &session.aad("verifier"),
-            &session.code_verifier,
-        )
-        .await?;
-    let verifier = String::from_utf8(verifier.to_vec()).map_err(|_| ApiError::internal())?;
     let def: ProviderDef = serde_json::from_value(json!({
         "name": "identity provider",
         "authorize_url": sign_in.authorize_url,
@@ -196,13 +221,13 @@ async fn exchange(
     let Ok(user) = portcullis::idp::verify(ctx, config, &id_token, now).await else {
         return Ok(Err("The identity provider's ID token did not verify."));
     };
-    let nonce = portcullis::idp::jwt::parse(&id_token).ok().and_then(|u| {
+    let carried = portcullis::idp::jwt::parse(&id_token).ok().and_then(|u| {
         u.claims
             .get("nonce")
             .and_then(|n| n.as_str())
             .map(str::to_string)
     });
-    if nonce.as_deref() != Some(session.nonce.as_str()) {
+    if carried.as_deref() != Some(nonce) {
         return Ok(Err("The ID token was not issued for this sign-in."));
     }
     Ok(Ok((

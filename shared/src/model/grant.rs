@@ -13,6 +13,10 @@ pub enum GrantKind {
         secret_id: Uuid,
         slug: String,
         name: String,
+        /// The user entered their own key (`credential_kind: end_user`), held in the grant's
+        /// credential item; otherwise the secret's own value is used (`developer`).
+        #[serde(default)]
+        end_user_key: bool,
     },
     /// Tokens an end user (or the app) authorized through Connect; they live in the grant's
     /// `TokenSet` item.
@@ -35,6 +39,15 @@ pub enum GrantKind {
 
 impl GrantKind {
     /// The provider ID callers address the grant by: the OAuth provider or the secret slug.
+    /// Whether the credential lives with the grant (OAuth tokens, an end user's own key)
+    /// rather than in a managed secret.
+    pub fn credential_in_grant(&self) -> bool {
+        match self {
+            GrantKind::ManagedSecret { end_user_key, .. } => *end_user_key,
+            GrantKind::OAuth { .. } => true,
+        }
+    }
+
     pub fn provider_id(&self) -> &str {
         match self {
             GrantKind::ManagedSecret { slug, .. } => slug,

@@ -11,6 +11,7 @@ pub mod org;
 pub mod principal;
 pub mod provider;
 pub mod secret;
+pub mod secret_connect;
 pub mod tokens;
 
 pub use agent::{Agent, AgentStatus, AgentType};

@@ -23,6 +23,15 @@ impl Template {
             Template::Basic => "basic",
         }
     }
+
+    /// The template's ID in kebab case, as managed-secret Connect's `template_slug` names it.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Template::Bearer => "bearer",
+            Template::ApiKey { .. } => "api-key",
+            Template::Basic => "basic",
+        }
+    }
 }
 
 /// The plaintext of a managed secret, only ever held in memory (sealed at rest).
@@ -62,6 +71,26 @@ impl ManagedSecret {
     /// Associated data binding a sealed value to this item.
     pub fn aad_item(secret_id: Uuid) -> String {
         format!("secret:{secret_id}")
+    }
+}
+
+/// An end user's own key for a managed secret (managed-secret Connect): sealed in its grant's
+/// credential item, in place of the secret's own value; the secret still gives the template
+/// and the hosts it may be sent to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndUserKey {
+    pub app_id: Uuid,
+    pub grant_id: Uuid,
+    pub value: Sealed,
+    /// Changes when the user replaces the key; answered as `token_generation`.
+    pub version: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl EndUserKey {
+    pub fn aad_item(grant_id: Uuid) -> String {
+        format!("end-user-key:{grant_id}")
     }
 }
 

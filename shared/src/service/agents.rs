@@ -9,13 +9,16 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// What an agent key may do: run (retrieve, proxy, report, trace) and list its own grants.
+/// What an agent key may do: run (retrieve, proxy, report, trace), list its own grants, and
+/// ask a user for access to a managed secret (managed-secret Connect, for itself only).
 pub const AGENT_KEY_SCOPES: &[&str] = &[
     "tokens:retrieve",
     "proxy:execute",
     "grants:read",
     "audit:emit",
     "spans:emit",
+    "connect:initiate",
+    "secrets:write",
 ];
 
 /// Staged narrowing waits this long unless `grace_seconds` says otherwise.

@@ -137,7 +137,8 @@ pub fn no_delegated_grant() -> ApiError {
 
 /// Every grant above `child` must still be active and unexpired, and the chain's root must
 /// still belong to the consenting user. One read of the whole chain, which also brings the
-/// root's OAuth tokens (the credential a delegation uses): they are answered.
+/// root's credential item (OAuth tokens or the user's own key, which a delegation uses): it
+/// is answered.
 pub async fn check_chain(
     ctx: &crate::Ctx,
     child: &Grant,
@@ -151,12 +152,16 @@ pub async fn check_chain(
         .iter()
         .map(|id| keys::grant(child.app_id, *id))
         .collect();
-    let oauth = matches!(child.kind, GrantKind::OAuth { .. });
-    if oauth {
+    let in_grant = child.kind.credential_in_grant();
+    if in_grant {
         keys.push(keys::grant_tokens(child.app_id, child.root_id()));
     }
     let mut items = ctx.store.get_many(&keys).await?;
-    let tokens = if oauth { items.pop().flatten() } else { None };
+    let tokens = if in_grant {
+        items.pop().flatten()
+    } else {
+        None
+    };
     let mut agents_above = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let Some(item) = item else {

@@ -44,6 +44,7 @@ pub fn new_managed_secret_grant(
             secret_id: secret.secret_id,
             slug: secret.slug.clone(),
             name: secret.name.clone(),
+            end_user_key: false,
         },
         principal,
         label,
@@ -128,18 +129,22 @@ pub async fn of_secret(
 }
 
 /// The grant and its credential, read together with the key record in one round trip: the
-/// managed secret when this instance already knows which one the grant uses, else the OAuth
-/// token item (absent for managed-secret grants, whose secret is then read after).
+/// grant's credential item (OAuth tokens, an end user's own key; absent otherwise) and, when
+/// this instance already knows which one the grant uses, its managed secret (else read
+/// after). Answered in this order: grant, credential item, secret.
 pub fn prefetch_credential(
     ctx: &crate::Ctx,
     app_id: Uuid,
     grant_id: Uuid,
 ) -> Vec<crate::store::ItemKey> {
-    let credential = match ctx.cached_grant_secret(app_id, grant_id) {
-        Some(secret_id) => keys::secret(app_id, secret_id),
-        None => keys::grant_tokens(app_id, grant_id),
-    };
-    vec![keys::grant(app_id, grant_id), credential]
+    let mut keys = vec![
+        keys::grant(app_id, grant_id),
+        keys::grant_tokens(app_id, grant_id),
+    ];
+    if let Some(secret_id) = ctx.cached_grant_secret(app_id, grant_id) {
+        keys.push(keys::secret(app_id, secret_id));
+    }
+    keys
 }
 
 /// The OAuth tokens of a grant, read on their own (provider-mode resolution).
@@ -201,10 +206,17 @@ pub async fn revoke(
     if g.delegation.is_some() {
         return Ok((writes, None));
     }
+    let key = keys::grant_tokens(g.app_id, g.grant_id);
     let GrantKind::OAuth { provider_id, .. } = &g.kind else {
+        // An end user's own key is erased with its grant.
+        if g.kind.credential_in_grant() {
+            writes.push(Write::Delete {
+                key,
+                condition: None,
+            });
+        }
         return Ok((writes, None));
     };
-    let key = keys::grant_tokens(g.app_id, g.grant_id);
     let Some(item) = ctx.store.get(&key, true).await? else {
         return Ok((writes, Some("no_tokens".into())));
     };

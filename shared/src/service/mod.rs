@@ -7,6 +7,7 @@ pub mod grants;
 pub mod keys;
 pub mod orgs;
 pub mod providers;
+pub mod secret_connect;
 pub mod secrets;
 pub mod token;
 pub mod validate;

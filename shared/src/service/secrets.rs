@@ -3,9 +3,10 @@
 use super::validate;
 use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::model::secret::EndUserKey;
 use crate::model::secret::slugify;
-use crate::model::{ManagedSecret, SecretValue, Template, micros};
-use crate::store::{Condition, Item, ItemKey, Write, keys, to_item};
+use crate::model::{Grant, ManagedSecret, SecretValue, Template, micros};
+use crate::store::{Condition, Item, ItemKey, Write, from_item, keys, to_item};
 use serde::Deserialize;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -123,6 +124,82 @@ pub async fn open(ctx: &Ctx, secret: &ManagedSecret) -> Result<SecretValue, ApiE
         )
         .await?;
     serde_json::from_slice(&plain).map_err(|_| ApiError::internal())
+}
+
+/// What a managed-secret grant injects: its secret (template, hosts) and the value, which is
+/// the end user's own key for grants made by managed-secret Connect, else the secret's own.
+pub struct Injected {
+    pub secret: ManagedSecret,
+    pub value: SecretValue,
+    /// Changes when the value does (`token_generation`).
+    pub generation: Uuid,
+}
+
+/// The credential of a managed-secret grant (of the chain's root for a delegation). `secret`
+/// and `own_key` are what was prefetched (read here when `None`); `None` when the secret or
+/// the user's key is gone.
+pub async fn injected(
+    ctx: &Ctx,
+    grant: &Grant,
+    secret: Option<Item>,
+    own_key: Option<Item>,
+) -> Result<Option<Injected>, ApiError> {
+    let Some(secret) = crate::service::grants::secret_of(ctx, grant, secret).await? else {
+        return Ok(None);
+    };
+    if !grant.kind.credential_in_grant() {
+        let value = open(ctx, &secret).await?;
+        let generation = secret.version;
+        return Ok(Some(Injected {
+            secret,
+            value,
+            generation,
+        }));
+    }
+    let own_key = match own_key {
+        Some(item) => Some(item),
+        None => {
+            ctx.store
+                .get(&keys::grant_tokens(grant.app_id, grant.root_id()), true)
+                .await?
+        }
+    };
+    let Some(key) = own_key.map(from_item::<EndUserKey>).transpose()? else {
+        return Ok(None);
+    };
+    let plain = ctx
+        .sealer
+        .open(key.app_id, &EndUserKey::aad_item(key.grant_id), &key.value)
+        .await?;
+    let value = serde_json::from_slice(&plain).map_err(|_| ApiError::internal())?;
+    Ok(Some(Injected {
+        secret,
+        value,
+        generation: key.version,
+    }))
+}
+
+/// A user's own key, sealed under its grant, as the item that holds it.
+pub async fn end_user_key_item(
+    ctx: &Ctx,
+    app_id: Uuid,
+    grant_id: Uuid,
+    value: &SecretValue,
+    now: time::OffsetDateTime,
+) -> Result<Item, ApiError> {
+    let plain = Zeroizing::new(serde_json::to_vec(value).expect("secret values serialise"));
+    let sealed = ctx
+        .sealer
+        .seal(app_id, &EndUserKey::aad_item(grant_id), &plain)
+        .await?;
+    let key = EndUserKey {
+        app_id,
+        grant_id,
+        value: sealed,
+        version: Uuid::new_v4(),
+        updated_at: now,
+    };
+    Ok(to_item(&key, &keys::grant_tokens(app_id, grant_id), &[]))
 }
 
 pub fn item(s: &ManagedSecret) -> Item {

@@ -1,11 +1,17 @@
 //! The retrieve-mode token answer (`POST /sdk/token`, spec §7.1): for a managed secret, and
 //! for an OAuth grant's fresh access token.
 
-use crate::model::{Grant, ManagedSecret, SecretValue, Template};
+use crate::model::{Grant, SecretValue, Template};
+use crate::service::secrets::Injected;
 use base64::Engine;
 use serde_json::{Value, json};
 
-pub fn answer(grant: &Grant, secret: &ManagedSecret, value: &SecretValue) -> Value {
+pub fn answer(grant: &Grant, injected: &Injected) -> Value {
+    let Injected {
+        secret,
+        value,
+        generation,
+    } = injected;
     let (header, format, token) = match (&secret.template, value) {
         (Template::Bearer, SecretValue::Token { token }) => {
             ("Authorization".to_string(), "Bearer {token}", token.clone())
@@ -30,7 +36,7 @@ pub fn answer(grant: &Grant, secret: &ManagedSecret, value: &SecretValue) -> Val
         "scopes": [],
         "provider_id": secret.slug,
         "scope_mismatch": false,
-        "token_generation": secret.version,
+        "token_generation": generation,
         "injection_header": header,
         "injection_format": format,
         "additional_credentials": Value::Null,

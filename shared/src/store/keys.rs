@@ -120,6 +120,11 @@ pub fn connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
     key(format!("{app_id}#CONNECT#{ref_id}"), "CONNECT")
 }
 
+/// A managed-secret Connect session, by the reference derived from its token.
+pub fn secret_connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
+    key(format!("{app_id}#MSCONNECT#{ref_id}"), "MSCONNECT")
+}
+
 /// The scope a nonce is remembered in: the key that signed it, under its app or org.
 pub fn nonce(owner_partition: &str, key_id: Uuid, nonce: &str) -> ItemKey {
     key(format!("{owner_partition}#NONCE#{key_id}#{nonce}"), "NONCE")
