@@ -7,5 +7,6 @@ pub mod local;
 pub mod metrics;
 pub mod ops;
 pub mod routes;
+pub mod runtime;
 pub mod template;
 pub mod web;

@@ -1,0 +1,309 @@
+//! What the runtime operations (`/sdk/token`, `/sdk/proxy`) share: they name a grant the same
+//! way (spec §7.1, §7.4), so they resolve it here, with every check a use of a grant passes:
+//! ownership by the user a token names, an agent's own reach, the delegation chain, status,
+//! and the request's deny rule.
+
+use crate::ops::common::{end_user, record};
+use portcullis::model::{Grant, GrantKind, Principal};
+use portcullis::pipeline::Call;
+use portcullis::service::{delegations, grants};
+use portcullis::store::{Item, ItemKey, Write, keys};
+use portcullis::{ApiError, Ctx};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// How a runtime call names its grant and, optionally, its user.
+#[derive(Deserialize)]
+pub struct Addressing {
+    pub grant_id: Option<String>,
+    pub provider_id: Option<String>,
+    pub account: Option<String>,
+    pub label: Option<String>,
+    pub user_token: Option<String>,
+    pub app_user_id: Option<String>,
+}
+
+impl Addressing {
+    fn grant_id(&self) -> Option<Uuid> {
+        self.grant_id
+            .as_deref()
+            .and_then(|g| Uuid::parse_str(g).ok())
+    }
+
+    /// Read with the key record in the first round trip: the user's identity (its length is
+    /// fixed), then the grant and its credential when named by ID.
+    pub fn prefetch(&self, ctx: &Ctx, app: Option<Uuid>) -> Vec<ItemKey> {
+        let Some(app) = app else {
+            return Vec::new();
+        };
+        let mut keys = portcullis::idp::prefetch_if(ctx, Some(app), self.user_token.as_deref());
+        if let Some(grant_id) = self.grant_id() {
+            keys.extend(grants::prefetch_credential(ctx, app, grant_id));
+        }
+        keys
+    }
+}
+
+/// A grant a call may use now, and its credential as far as it was read.
+pub struct Resolved {
+    pub grant: Grant,
+    /// The credential item (OAuth tokens, an end user's key): the chain root's for a
+    /// delegation, else the prefetched one; `None` when not read yet.
+    pub credential: Option<Item>,
+    /// The managed secret, when prefetched.
+    pub secret: Option<Item>,
+}
+
+/// Resolves the grant the call names (by ID or provider mode) and checks it may be used now.
+/// `method` feeds the request's deny rule (`None` when the call does not say).
+pub async fn resolve(
+    ctx: &Ctx,
+    call: &mut Call<'_>,
+    a: &Addressing,
+    mut items: Vec<Option<Item>>,
+    writes: &mut Vec<Write>,
+    method: Option<&str>,
+) -> Result<Resolved, ApiError> {
+    let app = call.caller.app();
+    let own = if a.user_token.is_some() {
+        portcullis::idp::PREFETCHED
+    } else {
+        0
+    };
+    let mut items_rest = items.split_off(own.min(items.len()));
+    let user = match &a.user_token {
+        Some(token) => Some(end_user(ctx, call, token, &mut items, writes).await?),
+        None => None,
+    };
+    let mut items = items_rest.drain(..);
+    let grant: Grant = match (&a.grant_id, &a.provider_id) {
+        (Some(raw), None) => {
+            let id =
+                Uuid::parse_str(raw).map_err(|_| ApiError::validation("`grant_id` must be a UUID"))?;
+            call.audit.grant_id = Some(id.to_string());
+            let grant: Grant =
+                record(items.next().flatten())?.ok_or_else(grants::grant_not_found)?;
+            match (call.caller.agent_key_owner(), &user) {
+                (None, Some(user)) => owned_by_user(&grant, user)?,
+                // An agent acting for a user: only that user's delegations to it.
+                (Some(_), Some(user)) if delegated_by(&grant) != Some(&user_key(user)) => {
+                    return Err(delegations::no_delegated_grant());
+                }
+                _ => {}
+            }
+            grant
+        }
+        (None, Some(provider)) => {
+            let agent = call.caller.agent_key_owner();
+            // Whose consent the agent's delegation must carry: the token's user, or (for
+            // agents) a user named by ID. App keys name users by token only.
+            let on_behalf = match (&user, &a.app_user_id) {
+                (Some(u), _) => Some(user_key(u)),
+                (None, Some(id)) if agent.is_some() => Some(format!("user:{id}")),
+                (None, Some(_)) => {
+                    return Err(ApiError::not_found(
+                        "grant_not_found",
+                        "grant for that user",
+                    ));
+                }
+                (None, None) => None,
+            };
+            let principal = match (agent, &user) {
+                (Some(agent), _) => Principal::Agent {
+                    agent_id: agent.agent_id,
+                },
+                (None, Some(user)) => Principal::User {
+                    app_user_id: user.app_user_id.to_string(),
+                },
+                (None, None) => Principal::System,
+            };
+            resolve_by_provider(
+                ctx,
+                app,
+                &principal,
+                user.as_ref(),
+                provider,
+                Narrowing {
+                    label: a.label.as_deref(),
+                    account: a.account.as_deref(),
+                    delegated_by: on_behalf.as_deref().filter(|_| agent.is_some()),
+                },
+                call.now,
+            )
+            .await?
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "give exactly one of `grant_id` and `provider_id`",
+            ));
+        }
+    };
+    call.audit.grant_id = Some(grant.grant_id.to_string());
+    call.audit.resource_type = Some("grant".into());
+    call.audit.resource_id = Some(grant.grant_id.to_string());
+    // An agent's own key reaches only grants bound to that agent, within its access set.
+    if let Some(agent) = call.caller.agent_key_owner() {
+        if grant.principal
+            != (Principal::Agent {
+                agent_id: agent.agent_id,
+            })
+        {
+            return Err(grants::grant_not_found());
+        }
+        if !agent.allows_grant(&grant.kind, call.now) {
+            return Err(ApiError::forbidden(
+                "agent_scope_not_allowed",
+                "this agent's access set does not include that provider or managed secret",
+            )
+            .hint("add it to the agent's scopes: {provider: [scopes]} or managed_secret_slugs"));
+        }
+    }
+    // A delegation that ended is no delegation (the SDK's NoDelegatedGrantError).
+    if grant.delegation.is_some() && grant.status_at(call.now) != "active" {
+        return Err(delegations::no_delegated_grant().field("grant_id", json!(grant.grant_id)));
+    }
+    match grant.status_at(call.now) {
+        "revoked" => {
+            return Err(
+                ApiError::forbidden("grant_revoked", "this grant has been revoked")
+                    .field("grant_id", json!(grant.grant_id)),
+            );
+        }
+        "expired" => {
+            return Err(ApiError::forbidden("grant_expired", "this grant has expired")
+                .field("provider_id", json!(grant.kind.provider_id()))
+                .field("grant_id", json!(grant.grant_id)));
+        }
+        _ => {}
+    }
+    // A delegation is only as good as the chain above it; the credential is the root's.
+    let (mut credential, secret) = (items.next().flatten(), items.next().flatten());
+    if grant.delegation.is_some() {
+        credential = delegations::check_chain(ctx, &grant, call.now).await?;
+    }
+    if let Some(rule) = &call.caller.request_rule {
+        let facts = portcullis::rule::Facts {
+            method,
+            provider_id: grant.kind.provider_id(),
+            grant_id: &grant.grant_id.to_string(),
+        };
+        if rule.denies(&facts) {
+            return Err(portcullis::rule::denied());
+        }
+    }
+    Ok(Resolved {
+        grant,
+        credential,
+        secret,
+    })
+}
+
+/// With a user token, a grant named by ID must be that user's or one of their groups':
+/// another user's answers as a missing grant; the app's own (system) grant is refused by
+/// name, as the SDK documents.
+fn owned_by_user(grant: &Grant, user: &portcullis::idp::EndUser) -> Result<(), ApiError> {
+    match &grant.principal {
+        _ if grants::reaches(grant, user) => Ok(()),
+        Principal::System => Err(ApiError::forbidden(
+            "system_grant_user_token_mismatch",
+            "this grant belongs to the app, not to a user: call it without user_token",
+        )),
+        _ => Err(grants::grant_not_found()),
+    }
+}
+
+/// How provider mode narrows the candidates.
+struct Narrowing<'a> {
+    label: Option<&'a str>,
+    account: Option<&'a str>,
+    /// Only delegations made with this user's consent (`user:<id>`).
+    delegated_by: Option<&'a str>,
+}
+
+fn user_key(user: &portcullis::idp::EndUser) -> String {
+    format!("user:{}", user.app_user_id)
+}
+
+fn delegated_by(g: &Grant) -> Option<&str> {
+    g.delegation.as_ref().map(|d| d.delegated_by.as_str())
+}
+
+pub fn account_of(g: &Grant) -> Option<&str> {
+    match &g.kind {
+        GrantKind::OAuth {
+            account_identifier, ..
+        } => account_identifier.as_deref(),
+        GrantKind::ManagedSecret { .. } => None,
+    }
+}
+
+/// Provider mode: exactly one active grant of that provider or secret slug held by the
+/// principal (the app itself, the user with their groups, or the calling agent).
+async fn resolve_by_provider(
+    ctx: &Ctx,
+    app: Uuid,
+    principal: &Principal,
+    user: Option<&portcullis::idp::EndUser>,
+    provider: &str,
+    narrowing: Narrowing<'_>,
+    now: time::OffsetDateTime,
+) -> Result<Grant, ApiError> {
+    let Narrowing {
+        label,
+        account,
+        delegated_by: by,
+    } = narrowing;
+    let (all, _) = match (principal, user) {
+        (Principal::User { .. }, Some(user)) => {
+            grants::of_user(&ctx.store, app, user, 10_000).await?
+        }
+        _ => grants::list(&ctx.store, app, Some(principal), 10_000).await?,
+    };
+    let candidates: Vec<Grant> = all
+        .into_iter()
+        .filter(|g| g.kind.provider_id() == provider && g.status_at(now) == "active")
+        .filter(|g| label.is_none_or(|l| g.label.as_deref() == Some(l)))
+        .filter(|g| account.is_none_or(|a| account_of(g) == Some(a)))
+        .filter(|g| by.is_none_or(|u| delegated_by(g) == Some(u)))
+        .collect();
+    match candidates.as_slice() {
+        [] if matches!(principal, Principal::Agent { .. }) => Err(delegations::no_delegated_grant()
+            .field("provider_id", json!(provider))
+            .field("agent_id", json!(principal.id()))),
+        [] => Err(grants::grant_not_found().field("provider_id", json!(provider))),
+        [one] => {
+            // The index is eventually consistent: re-read the grant itself.
+            record(ctx.store.get(&keys::grant(app, one.grant_id), true).await?)?
+                .ok_or_else(grants::grant_not_found)
+        }
+        many => Err(ApiError::conflict(
+            "ambiguous_grant",
+            "several grants match; name one by grant_id or label",
+        )
+        .field("provider_id", json!(provider))
+        .field(
+            "account_identifiers",
+            json!(many.iter().filter_map(account_of).collect::<Vec<_>>()),
+        )
+        .field("account_was_provided", json!(account.is_some()))
+        .field(
+            "app_user_ids",
+            json!(match principal {
+                Principal::User { app_user_id } => vec![app_user_id.clone()],
+                _ => Vec::new(),
+            }),
+        )
+        .field(
+            "grant_ids",
+            json!(many.iter().map(|g| g.grant_id).collect::<Vec<_>>()),
+        )
+        .field(
+            "candidates",
+            json!(many.iter().take(20).map(|g| json!({
+                "grant_id": g.grant_id, "label": g.label, "account_identifier": account_of(g), "account_display_name": null
+            })).collect::<Vec<_>>()),
+        )
+        .field("candidates_truncated", json!(many.len() > 20))),
+    }
+}
