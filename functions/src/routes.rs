@@ -33,6 +33,7 @@ macro_rules! routes {
 routes! {
     // SDK API (alter-sdk compatible).
     POST "/sdk/token" => sdk_token,
+    POST "/sdk/proxy" => sdk_proxy,
     POST "/sdk/oauth/audit/api-call" => sdk_audit_api_call,
     POST "/sdk/grants/list" => sdk_grants_list,
     POST "/sdk/oauth/grants/{grant_id}/revoke" => sdk_grant_revoke,

@@ -79,8 +79,8 @@ pub async fn resolve(
     let mut items = items_rest.drain(..);
     let grant: Grant = match (&a.grant_id, &a.provider_id) {
         (Some(raw), None) => {
-            let id =
-                Uuid::parse_str(raw).map_err(|_| ApiError::validation("`grant_id` must be a UUID"))?;
+            let id = Uuid::parse_str(raw)
+                .map_err(|_| ApiError::validation("`grant_id` must be a UUID"))?;
             call.audit.grant_id = Some(id.to_string());
             let grant: Grant =
                 record(items.next().flatten())?.ok_or_else(grants::grant_not_found)?;
@@ -171,9 +171,11 @@ pub async fn resolve(
             );
         }
         "expired" => {
-            return Err(ApiError::forbidden("grant_expired", "this grant has expired")
-                .field("provider_id", json!(grant.kind.provider_id()))
-                .field("grant_id", json!(grant.grant_id)));
+            return Err(
+                ApiError::forbidden("grant_expired", "this grant has expired")
+                    .field("provider_id", json!(grant.kind.provider_id()))
+                    .field("grant_id", json!(grant.grant_id)),
+            );
         }
         _ => {}
     }

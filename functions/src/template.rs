@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 const SLOW: &[&str] = &[
     "sdk_auth_poll",
     "sdk_token",
+    "sdk_proxy",
     "sdk_grant_revoke",
     "web_oauth_callback",
     "op_grant_revoke",

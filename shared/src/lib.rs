@@ -12,6 +12,7 @@ pub mod iam;
 pub mod idp;
 pub mod model;
 pub mod oauth;
+pub mod outbound;
 pub mod pipeline;
 pub mod providers;
 pub mod ratelimit;
@@ -22,6 +23,7 @@ pub mod setup;
 pub mod signing;
 pub mod store;
 pub mod views;
+pub mod wire;
 
 pub use context::Ctx;
 pub use error::{ApiError, ApiResult};

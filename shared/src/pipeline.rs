@@ -175,6 +175,11 @@ pub trait Operation: Sync {
         req.json()
     }
 
+    /// The operation acts outside the table (proxy mode's upstream call): the request's nonce
+    /// and rate counters are claimed before it runs, so neither a replay nor a request over
+    /// its limit ever repeats the act.
+    const ACTS_OUTSIDE: bool = false;
+
     /// Operator operations on one app return its ID from the path.
     fn target_app(_req: &ApiRequest) -> Option<Result<Uuid, ApiError>> {
         None
@@ -258,6 +263,8 @@ struct Audited<'a> {
     limits: Vec<ratelimit::Limit>,
     /// Whether the request was counted (for the `X-RateLimit-Remaining` answer).
     counted: bool,
+    /// Nonce and counters were written before the operation ran (`ACTS_OUTSIDE`).
+    claimed: bool,
 }
 
 async fn authenticate_and_run<O: Operation>(
@@ -302,6 +309,7 @@ async fn authenticate_and_run<O: Operation>(
         actor: None,
         limits: Vec::new(),
         counted: false,
+        claimed: false,
     };
 
     match (O::SURFACE, entry.owner) {
@@ -673,6 +681,11 @@ async fn authenticate_and_run<O: Operation>(
         },
         audit: std::mem::take(&mut a.event),
     };
+    if O::ACTS_OUTSIDE {
+        a.event = std::mem::take(&mut call.audit);
+        a.claim(ctx).await?;
+        call.audit = std::mem::take(&mut a.event);
+    }
     let result = O::run(ctx, &mut call, body, extra).await;
     a.event = call.audit;
     match result {
@@ -753,10 +766,39 @@ impl Audited<'_> {
     }
 
     fn rate_writes(&self) -> Vec<Write> {
+        if self.claimed {
+            return Vec::new();
+        }
         self.limits
             .iter()
             .map(ratelimit::Limit::increment)
             .collect()
+    }
+
+    /// Spends the nonce and counts the request now (see `Operation::ACTS_OUTSIDE`); a replay
+    /// or a full window is answered as `fail` answers it.
+    async fn claim(&mut self, ctx: &Ctx) -> Result<(), ApiResponse> {
+        let mut writes: Vec<Write> = self.nonce_write().into_iter().collect();
+        writes.extend(self.rate_writes());
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match ctx.store.transact(writes).await {
+            Ok(()) => {
+                self.nonce = None;
+                self.claimed = true;
+                self.counted = !self.limits.is_empty();
+                Ok(())
+            }
+            // Written again by `fail`, which finds the same conflict and answers it.
+            Err(TxError::ConditionFailed(_)) => Err(self
+                .fail(
+                    ctx,
+                    ApiError::conflict("write_conflict", "the request could not be counted"),
+                )
+                .await),
+            Err(TxError::Unavailable(u)) => Err(ApiResponse::error(&u)),
+        }
     }
 
     /// The limit whose counter refused a transaction, if one did.

@@ -131,6 +131,7 @@ const WALKED: &[&str] = &[
     "sdk_agent_key_undeprecate",
     "sdk_agent_key_revoke",
     "sdk_token",
+    "sdk_proxy",
     "sdk_audit_api_call",
     "sdk_grants_list",
     "sdk_managed_secret_grant_create",
@@ -206,6 +207,11 @@ async fn sdk_routes_answer_a_foreign_app_like_a_missing_one() {
         .await;
     same(&foreign, &missing);
     assert_eq!(foreign.code(), "grant_not_found");
+    let call = |g: &str| json!({"grant_id": g, "method": "GET", "url": "http://127.0.0.1:9/x"});
+    same(
+        &b.sdk(env, "POST", "/sdk/proxy", call(&a.grant_id)).await,
+        &b.sdk(env, "POST", "/sdk/proxy", call(&random)).await,
+    );
 
     let report = |g: &str| json!({"grant_id": g, "method": "GET", "url": "http://127.0.0.1/", "response_status": 200});
     same(

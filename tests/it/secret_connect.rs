@@ -707,3 +707,217 @@ async fn bad_requests_are_refused_with_the_documented_codes() {
         assert_eq!(r.status, 404, "{}", r.body);
     }
 }
+
+/// The grant's stored item, read from the table.
+async fn stored(s: &Setup, key: portcullis::store::ItemKey) -> Option<portcullis::store::Item> {
+    s.env.ctx.store.get(&key, true).await.unwrap()
+}
+
+fn ids(s: &Setup, grant: &str) -> (uuid::Uuid, uuid::Uuid) {
+    (s.app.app_id.parse().unwrap(), grant.parse().unwrap())
+}
+
+/// Signs in and confirms a new key on a fresh session; answers the confirmation.
+async fn enter_key(s: &Setup, browser: &mut Browser, extra: Value, key: &str) -> (u16, Value) {
+    let token = s.session_token(extra).await;
+    s.sign_in(browser, &token).await;
+    s.confirm(
+        browser,
+        json!({"session_token": token, "key": {"token": key}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_deleted_secret_takes_the_users_keys_with_it() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let (_, done) = enter_key(&s, &mut browser, json!({}), "k-gone").await;
+    let grant = done["grants"][0]["grant_id"].as_str().unwrap().to_string();
+    let (app, g) = ids(&s, &grant);
+    assert!(
+        stored(&s, portcullis::store::keys::grant_tokens(app, g))
+            .await
+            .is_some()
+    );
+    s.app
+        .org
+        .op(
+            s.env,
+            "DELETE",
+            &format!("/v1/apps/{}/secrets/{}", s.app.app_id, s.app.secret_id),
+            Value::Null,
+        )
+        .await
+        .ok();
+    assert!(
+        stored(&s, portcullis::store::keys::grant_tokens(app, g))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_agents_own_key_cannot_probe_what_the_user_holds() {
+    let s = setup().await;
+    let (_, agent_key) = s.agent("probe-bot", &[&s.slug]).await;
+    let ask = |body: Value| {
+        s.env.signed(
+            &agent_key,
+            "POST",
+            "/sdk/managed-secrets/connect/session",
+            body,
+        )
+    };
+    let mut browser = Browser::default();
+    let (_, done) = enter_key(&s, &mut browser, json!({}), "k-probe").await;
+    let mine = done["grants"][0]["grant_id"].as_str().unwrap().to_string();
+    // Naming the user's key or a made-up one: the same refusal.
+    for id in [mine.clone(), uuid::Uuid::new_v4().to_string()] {
+        ask(json!({"provider": s.slug, "user_token": s.user_token, "repair_grant_id": id}))
+            .await
+            .expect(422, "validation_error");
+    }
+    // `direct` says what was asked, not which path the user's holdings chose.
+    let r = ask(json!({"provider": s.slug, "user_token": s.user_token})).await;
+    assert_eq!(
+        (&r.ok()["direct"], &r.ok()["path"]),
+        (&json!(false), &Value::Null)
+    );
+    // With two secrets of one template, the template form cannot tell which one the user holds.
+    s.app
+        .org
+        .secret(s.env, &s.app.app_id, "bearer", json!({"token": "t-second"}))
+        .await;
+    let by_template = json!({"template_slug": "bearer", "user_token": s.user_token});
+    ask(by_template.clone())
+        .await
+        .expect(409, "no_eligible_grants");
+    let app_view = s
+        .app
+        .sdk(
+            s.env,
+            "POST",
+            "/sdk/managed-secrets/connect/session",
+            by_template,
+        )
+        .await;
+    assert_eq!(
+        app_view.ok()["existing_grant_id"],
+        json!(mine),
+        "the app may know"
+    );
+}
+
+#[tokio::test]
+async fn one_own_key_per_user_and_secret_even_when_two_confirmations_race() {
+    let s = setup().await;
+    let (mut one, mut two) = (Browser::default(), Browser::default());
+    let (a, b) = (
+        s.session_token(json!({})).await,
+        s.session_token(json!({})).await,
+    );
+    s.sign_in(&mut one, &a).await;
+    s.sign_in(&mut two, &b).await;
+    let (ra, rb) = tokio::join!(
+        s.confirm(
+            &mut one,
+            json!({"session_token": a, "key": {"token": "k-a"}})
+        ),
+        s.confirm(
+            &mut two,
+            json!({"session_token": b, "key": {"token": "k-b"}})
+        ),
+    );
+    let mut statuses = [ra.0, rb.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{ra:?} {rb:?}");
+    let used = s
+        .token(
+            &s.app.key,
+            json!({"provider_id": s.slug, "user_token": s.user_token}),
+        )
+        .await;
+    assert!(["k-a", "k-b"].contains(&used.ok()["access_token"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_repair_keeps_its_lifetime_and_an_agents_request_still_delegates() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let policy = json!({"grant_policy": {"max_ttl_seconds": 7200, "default_ttl_seconds": 3600}});
+    let (_, done) = enter_key(&s, &mut browser, policy.clone(), "k-1").await;
+    let grant = done["grants"][0]["grant_id"].as_str().unwrap().to_string();
+    let listed = || async {
+        let r = s
+            .app
+            .sdk(
+                s.env,
+                "POST",
+                "/sdk/grants/list",
+                json!({"user_token": s.user_token}),
+            )
+            .await;
+        r.ok()["grants"][0].clone()
+    };
+    assert!(listed().await["grant_expires_at"].is_string());
+    // A lifetime outside the bounds is refused, however large.
+    let mut extra = policy.clone();
+    extra["repair_grant_id"] = json!(grant);
+    let token = s.session_token(extra.clone()).await;
+    s.sign_in(&mut browser, &token).await;
+    let (status, _) = s
+        .confirm(&mut browser, json!({"session_token": token, "key": {"token": "k-2"}, "ttl_seconds": 1_000_000_000_000i64}))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = s
+        .confirm(
+            &mut browser,
+            json!({"session_token": token, "key": {"token": "k-2"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        listed().await["grant_expires_at"].is_string(),
+        "the repair kept a lifetime"
+    );
+
+    // The key expires; an agent's request then repairs it and delegates.
+    let (app, g) = ids(&s, &grant);
+    let past =
+        portcullis::model::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
+    s.env
+        .ctx
+        .store
+        .transact(vec![portcullis::store::Write::Update {
+            key: portcullis::store::keys::grant(app, g),
+            update: "SET expires_at = :p".into(),
+            condition: None,
+            names: vec![],
+            values: vec![(
+                ":p".into(),
+                aws_sdk_dynamodb::types::AttributeValue::S(past),
+            )],
+        }])
+        .await
+        .unwrap();
+    let (agent_id, agent_key) = s.agent("fix-bot", &[&s.slug]).await;
+    let r = s.session(json!({"agent": agent_id})).await;
+    assert_eq!(r.ok()["path"], "repair");
+    let token = r.ok()["session_token"].as_str().unwrap().to_string();
+    s.sign_in(&mut browser, &token).await;
+    let (status, done) = s
+        .confirm(
+            &mut browser,
+            json!({"session_token": token, "key": {"token": "k-3"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    let delegation = done["grants"][0]["delegation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(listed().await["status"], "active");
+    let used = s.token(&agent_key, json!({"grant_id": delegation})).await;
+    assert_eq!(used.ok()["access_token"], "k-3");
+}

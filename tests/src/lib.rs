@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 pub mod oauth;
+pub mod upstream;
 
 /// Where the in-process stack says it lives (Connect links, the OAuth redirect URI).
 pub const PUBLIC_URL: &str = "http://portcullis.test";

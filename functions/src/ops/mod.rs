@@ -49,6 +49,7 @@ pub mod sdk_provider_spec_get;
 pub mod sdk_provider_spec_operation;
 pub mod sdk_provider_spec_operations;
 pub mod sdk_provider_specs_list;
+pub mod sdk_proxy;
 pub mod sdk_scopes;
 pub mod sdk_secret_connect_session_create;
 pub mod sdk_token;

@@ -64,17 +64,27 @@ impl Operation for Op {
                 condition: None,
             },
         ];
-        writes.extend(
-            active
-                .iter()
-                .take(REVOKE_IN_TX)
-                .map(|g| grants::revoke_write(g, call.now)),
-        );
+        // Each grant is revoked; an end user's own key is erased with it.
+        let mut revoked = 0;
+        for g in &active {
+            let erase = g.kind.credential_in_grant() && g.delegation.is_none();
+            if writes.len() + 1 + usize::from(erase) > 2 + REVOKE_IN_TX {
+                break;
+            }
+            writes.push(grants::revoke_write(g, call.now));
+            if erase {
+                writes.push(Write::Delete {
+                    key: keys::grant_tokens(app, g.grant_id),
+                    condition: None,
+                });
+            }
+            revoked += 1;
+        }
         Ok(Outcome::with_writes(
             ApiResponse::ok(&json!({
                 "id": secret.secret_id,
                 "deleted": true,
-                "grants_revoked": active.len().min(REVOKE_IN_TX),
+                "grants_revoked": revoked,
             })),
             writes,
             secret_not_found(),

@@ -3,22 +3,18 @@
 
 use super::common::record;
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
-use portcullis::model::{Grant, GrantKind, SecretValue, rfc3339};
+use portcullis::model::{Grant, GrantKind, rfc3339};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface};
 use portcullis::service::{grants, secrets};
 use portcullis::store::{Item, ItemKey, Write, from_item, keys};
-use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, wire};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-/// Bodies kept in audit rows are capped, as the hosted product does.
 /// What this operation may do to AWS: its Lambda function's IAM policy.
 pub const IAM: portcullis::iam::Policy =
     portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Decrypt]);
-
-const BODY_CAP: usize = 10_000;
 
 #[derive(Deserialize)]
 pub struct Body {
@@ -92,19 +88,23 @@ impl Operation for Op {
             "provider_id": body.provider_id,
             "token_generation": body.token_generation,
             "method": body.method.chars().take(16).collect::<String>(),
-            "url": strip_query(&body.url),
+            "url": wire::strip_query(&body.url),
             "response_status": body.response_status,
             "latency_ms": body.latency_ms,
-            "request_headers": safe_headers(&body.request_headers.unwrap_or_default()),
-            "response_headers": safe_headers(&body.response_headers.unwrap_or_default()),
-            "request_body": cap(body.request_body),
-            "response_body": cap(body.response_body),
+            "request_headers": wire::safe_headers(&body.request_headers.unwrap_or_default()),
+            "response_headers": wire::safe_headers(&body.response_headers.unwrap_or_default()),
+            "request_body": wire::cap(body.request_body),
+            "response_body": wire::cap(body.response_body),
         }));
         // Everything the caller wrote into the row, keys included.
-        call.audit.detail = call.audit.detail.take().map(|d| scrub(d, &redact));
-        call.audit.reason = call.audit.reason.take().map(|r| scrub_text(r, &redact));
+        call.audit.detail = call.audit.detail.take().map(|d| wire::scrub(d, &redact));
+        call.audit.reason = call
+            .audit
+            .reason
+            .take()
+            .map(|r| wire::scrub_text(r, &redact));
         let context = std::mem::take(&mut call.audit.context);
-        call.audit.context = match scrub(Value::Object(context), &redact) {
+        call.audit.context = match wire::scrub(Value::Object(context), &redact) {
             Value::Object(m) => m,
             _ => Map::new(),
         };
@@ -153,7 +153,7 @@ async fn credential_strings(
     prefetched: Option<Item>,
     secret: Option<Item>,
 ) -> Result<Vec<String>, ApiError> {
-    let mut out = match &grant.kind {
+    let out = match &grant.kind {
         GrantKind::OAuth { .. } => {
             let set = match prefetched {
                 Some(item) => Some(from_item(item)?),
@@ -174,16 +174,7 @@ async fn credential_strings(
             managed_secret_strings(ctx, grant, prefetched, secret).await?
         }
     };
-    // Also as they would appear percent-encoded in a URL or form body.
-    let encoded: Vec<String> = out
-        .iter()
-        .map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect())
-        .collect();
-    out.extend(encoded);
-    out.retain(|s| s.len() >= 4);
-    out.sort();
-    out.dedup();
-    Ok(out)
+    Ok(wire::with_encodings(out))
 }
 
 async fn managed_secret_strings(
@@ -195,92 +186,7 @@ async fn managed_secret_strings(
     let Some(injected) = secrets::injected(ctx, grant, secret, own_key).await? else {
         return Ok(Vec::new());
     };
-    Ok(match &injected.value {
-        SecretValue::Token { token } => vec![token.clone()],
-        SecretValue::ApiKey { api_key } => vec![api_key.clone()],
-        SecretValue::Basic { username, password } => vec![
-            password.clone(),
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
-        ],
-    })
-}
-
-/// Replaces every occurrence of a credential string, in values and in keys.
-fn scrub(v: Value, secrets: &[String]) -> Value {
-    match v {
-        Value::String(s) => Value::String(scrub_text(s, secrets)),
-        Value::Array(a) => Value::Array(a.into_iter().map(|v| scrub(v, secrets)).collect()),
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (scrub_text(k, secrets), scrub(v, secrets)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-fn scrub_text(mut s: String, secrets: &[String]) -> String {
-    for secret in secrets {
-        if s.contains(secret.as_str()) {
-            s = s.replace(secret.as_str(), "[REDACTED]");
-        }
-    }
-    s
-}
-
-fn strip_query(url: &str) -> String {
-    url.split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(2048)
-        .collect()
-}
-
-/// Drops any header that can carry a credential, whatever the SDK already stripped.
-fn safe_headers(headers: &Map<String, Value>) -> Map<String, Value> {
-    const SENSITIVE: &[&str] = &[
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "key",
-        "signature",
-        "password",
-        "session",
-        "credential",
-        "x-amz-",
-    ];
-    headers
-        .iter()
-        .filter(|(k, _)| {
-            let k = k.to_ascii_lowercase();
-            !SENSITIVE.iter().any(|s| k.contains(s))
-        })
-        .take(50)
-        .map(|(k, v)| {
-            (
-                k.chars().take(128).collect(),
-                match v {
-                    Value::String(s) => Value::String(s.chars().take(1024).collect()),
-                    _ => Value::Null,
-                },
-            )
-        })
-        .collect()
-}
-
-fn cap(body: Option<Value>) -> Value {
-    let Some(body) = body else { return Value::Null };
-    let text = match &body {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    if text.len() > BODY_CAP {
-        Value::String(format!("<body too large: {} bytes>", text.len()))
-    } else {
-        body
-    }
+    Ok(wire::revealing(&injected.value))
 }
 
 super::handler!(Op);

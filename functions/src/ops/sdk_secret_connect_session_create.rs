@@ -95,6 +95,12 @@ impl Operation for Op {
         }
         let agent = target_agent(ctx, call, &body).await?;
         let by_agent_key = call.caller.agent_key_owner().is_some();
+        if by_agent_key && terms.repair.is_some() {
+            // Whether the grant is the user's key would tell the agent what the user holds.
+            return Err(ApiError::validation(
+                "an agent's own key cannot repair a user's key: the application does",
+            ));
+        }
         let slug_item = rest.first_mut().and_then(Option::take);
         let (secret, user_grants) = match &body.provider {
             Some(slug) => {
@@ -116,7 +122,18 @@ impl Operation for Op {
                 let (all, _) = grants::of_user(&ctx.store, app, &user, 10_000).await?;
                 (secret, all)
             }
-            None => by_template(ctx, app, &user, &terms, agent.is_some(), call.now).await?,
+            None => {
+                by_template(
+                    ctx,
+                    app,
+                    &user,
+                    &terms,
+                    agent.is_some(),
+                    by_agent_key,
+                    call.now,
+                )
+                .await?
+            }
         };
         call.audit.resource_type = Some("managed_secret".into());
         call.audit.resource_id = Some(secret.secret_id.to_string());
@@ -151,7 +168,9 @@ impl Operation for Op {
         let (session_token, ref_id) = secret_connect::new_token(app);
         let expires_at = call.now + secret_connect::SESSION_LIFE;
         let delegable_requested = terms.delegable && agent.is_some();
-        let direct = matches!(path, Path::Repair { .. }) || (terms.direct && !terms.delegable);
+        // A repair is always direct; an agent's own key is not told the path this way either.
+        let direct = (matches!(path, Path::Repair { .. }) && !by_agent_key)
+            || (terms.direct && !terms.delegable);
         let session = SecretConnectSession {
             app_id: app,
             ref_id,
@@ -374,6 +393,7 @@ async fn by_template(
     user: &portcullis::idp::EndUser,
     terms: &Terms,
     with_agent: bool,
+    by_agent_key: bool,
     now: time::OffsetDateTime,
 ) -> Result<(ManagedSecret, Vec<portcullis::model::Grant>), ApiError> {
     let template = terms.template.as_deref().unwrap_or_default();
@@ -388,6 +408,13 @@ async fn by_template(
     let (held, _) = grants::of_user(&ctx.store, app, user, 10_000).await?;
     if of_template.len() == 1 {
         return Ok((of_template.remove(0), held));
+    }
+    if by_agent_key {
+        // Looking among the user's grants would tell the agent what the user holds.
+        return Err(no_eligible_grants(
+            "no_grant",
+            "no single managed secret has this template: name it with `provider`",
+        ));
     }
     let mut usable: Vec<_> = held
         .iter()

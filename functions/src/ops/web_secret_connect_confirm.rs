@@ -108,9 +108,10 @@ async fn confirm(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
             if let GrantKind::ManagedSecret { end_user_key, .. } = &mut g.kind {
                 *end_user_key = true;
             }
+            g.grant_id = secret_connect::own_key_id(secret.secret_id, session.app_user_id);
             writes.push(Write::Put {
                 item: secrets::end_user_key_item(ctx, g.app_id, g.grant_id, &value, now).await?,
-                condition: Some(Condition::absent()),
+                condition: None,
             });
             (g, "creation")
         }
@@ -153,22 +154,61 @@ async fn confirm(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         "credential_kind": if grant.kind.credential_in_grant() { "end_user" } else { "developer" },
     });
     match (&session.path, &agent) {
-        (Path::KeyEntry, None) => writes.extend(grants::create_writes(&grant, &secret)),
-        (Path::KeyEntry, Some(agent)) => {
-            // The new grant is written whole, already naming its one delegation.
-            grant.delegated_agent_ids.push(agent.agent_id);
-            writes.extend(grants::create_writes(&grant, &secret));
-            let child = delegation(&session, &grant, agent, body.delegable, ttl, now);
-            entry["delegation_id"] = json!(child.grant_id);
-            entry["agent_id"] = json!(agent.agent_id);
-            entry["updated"] = json!(false);
-            entry["delegable"] = json!(child.delegable);
+        (Path::KeyEntry, agent) => {
+            // The new grant is written whole, already naming its one delegation; over nothing
+            // but a revoked own key of this user (its ID is theirs for this secret).
+            if let Some(agent) = agent {
+                grant.delegated_agent_ids.push(agent.agent_id);
+                let child = delegation(&session, &grant, agent, body.delegable, ttl, now);
+                describe_delegation(&mut entry, &child, agent, false);
+                writes.push(Write::Put {
+                    item: grants::item(&child),
+                    condition: None,
+                });
+            }
             writes.push(Write::Put {
-                item: grants::item(&child),
-                condition: Some(Condition::absent()),
+                item: grants::item(&grant),
+                condition: Some(
+                    Condition::new("attribute_not_exists(pk) OR #s = :revoked")
+                        .name("#s", "status")
+                        .value(":revoked", AttributeValue::S("revoked".into())),
+                ),
+            });
+            writes.push(Write::Check {
+                key: portcullis::store::keys::secret(secret.app_id, secret.secret_id),
+                condition: Condition::present(),
             });
         }
-        (Path::Repair { .. }, _) => writes.push(reactivate(&grant)),
+        (Path::Repair { .. }, agent) => {
+            // An expired key lives again, for the lifetime picked (without an agent) or none.
+            let expiry = match agent {
+                None => ttl.map(|t| now + time::Duration::seconds(t)),
+                Some(_) => None,
+            };
+            let joining = agent
+                .as_ref()
+                .filter(|a| !grant.delegated_agent_ids.contains(&a.agent_id));
+            if joining.is_some()
+                && grant.delegated_agent_ids.len() >= delegations::MAX_DELEGATIONS_PER_GRANT
+            {
+                return Err(too_many_delegations());
+            }
+            writes.push(repair_update(&grant, expiry, joining.map(|a| a.agent_id)));
+            // The delegation is bounded by the grant as repaired, not as it was read.
+            grant.expires_at = expiry;
+            if let Some(agent) = agent {
+                let child = delegation(&session, &grant, agent, body.delegable, ttl, now);
+                let updated = previous
+                    .as_ref()
+                    .is_some_and(|p| p.status_at(now) == "active");
+                describe_delegation(&mut entry, &child, agent, updated);
+                writes.push(Write::Put {
+                    item: grants::item(&child),
+                    condition: None,
+                });
+                writes.extend(delegations::renewal_writes(previous.as_ref(), now));
+            }
+        }
         (Path::FastPath { .. }, None) => writes.push(Write::Check {
             key: portcullis::store::keys::grant(grant.app_id, grant.grant_id),
             condition: Condition::new("#s = :active")
@@ -180,19 +220,13 @@ async fn confirm(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
             if !renewing
                 && grant.delegated_agent_ids.len() >= delegations::MAX_DELEGATIONS_PER_GRANT
             {
-                return Err(ApiError::conflict(
-                    "delegation_limit_reached",
-                    "this grant is already shared with as many agents as it may be",
-                ));
+                return Err(too_many_delegations());
             }
             let child = delegation(&session, &grant, agent, body.delegable, ttl, now);
             let updated = previous
                 .as_ref()
                 .is_some_and(|p| p.status_at(now) == "active");
-            entry["delegation_id"] = json!(child.grant_id);
-            entry["agent_id"] = json!(agent.agent_id);
-            entry["updated"] = json!(updated);
-            entry["delegable"] = json!(child.delegable);
+            describe_delegation(&mut entry, &child, agent, updated);
             writes.extend(delegations::create_writes(&grant, &child, agent.agent_id));
             writes.extend(delegations::renewal_writes(previous.as_ref(), now));
         }
@@ -250,15 +284,57 @@ fn own_key(g: &Grant, user: &Principal, secret: &ManagedSecret) -> bool {
         && matches!(&g.kind, GrantKind::ManagedSecret { secret_id, end_user_key: true, .. } if *secret_id == secret.secret_id)
 }
 
-/// A replaced key renews its grant: an expired one lives again (its delegations kept).
-fn reactivate(g: &Grant) -> Write {
+/// A replaced key renews its grant (its delegations kept): the new expiry, or none; with the
+/// agent it is now delegated to, in the same update (one write per item in a transaction).
+fn repair_update(
+    g: &Grant,
+    expires_at: Option<OffsetDateTime>,
+    joining: Option<uuid::Uuid>,
+) -> Write {
+    let mut values = vec![(":active".into(), AttributeValue::S("active".into()))];
+    let mut set = Vec::new();
+    if let Some(t) = expires_at {
+        set.push("expires_at = :exp");
+        values.push((":exp".into(), AttributeValue::S(rfc3339(t))));
+    }
+    if let Some(agent) = joining {
+        set.push(
+            "delegated_agent_ids = list_append(if_not_exists(delegated_agent_ids, :empty), :agent)",
+        );
+        values.push((":empty".into(), AttributeValue::L(Vec::new())));
+        values.push((
+            ":agent".into(),
+            AttributeValue::L(vec![AttributeValue::S(agent.to_string())]),
+        ));
+    }
+    let mut update = String::new();
+    if !set.is_empty() {
+        update = format!("SET {}", set.join(", "));
+    }
+    if expires_at.is_none() {
+        update = format!("{update} REMOVE expires_at").trim().to_string();
+    }
     Write::Update {
         key: portcullis::store::keys::grant(g.app_id, g.grant_id),
-        update: "REMOVE expires_at".into(),
+        update,
         condition: Some("#s = :active".into()),
         names: vec![("#s".into(), "status".into())],
-        values: vec![(":active".into(), AttributeValue::S("active".into()))],
+        values,
     }
+}
+
+fn too_many_delegations() -> ApiError {
+    ApiError::conflict(
+        "delegation_limit_reached",
+        "this grant is already shared with as many agents as it may be",
+    )
+}
+
+fn describe_delegation(entry: &mut serde_json::Value, child: &Grant, agent: &Agent, updated: bool) {
+    entry["delegation_id"] = json!(child.grant_id);
+    entry["agent_id"] = json!(agent.agent_id);
+    entry["updated"] = json!(updated);
+    entry["delegable"] = json!(child.delegable);
 }
 
 /// The agent of the session, still active and allowed this secret.
@@ -279,16 +355,19 @@ fn eligible_agent(
     Ok(agent)
 }
 
+/// The longest lifetime a user may give their own grant (as `grant_policy` allows).
+const MAX_GRANT_TTL: i64 = 31_536_000;
+
 /// The lifetime the user picked (within the session's bounds), or the default.
 fn chosen_ttl(s: &SecretConnectSession, picked: Option<i64>) -> Result<Option<i64>, ApiError> {
     let (default, most) = lifetimes(s);
     match picked {
         None => Ok(default),
-        Some(t) if t >= 60 && most.is_none_or(|m| t <= m) => Ok(Some(t)),
-        Some(_) => Err(ApiError::validation(match most {
-            Some(m) => format!("`ttl_seconds` must be 60–{m}"),
-            None => "`ttl_seconds` must be at least 60".to_string(),
-        })),
+        Some(t) if (60..=most.unwrap_or(MAX_GRANT_TTL)).contains(&t) => Ok(Some(t)),
+        Some(_) => Err(ApiError::validation(format!(
+            "`ttl_seconds` must be 60–{}",
+            most.unwrap_or(MAX_GRANT_TTL)
+        ))),
     }
 }
 

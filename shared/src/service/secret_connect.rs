@@ -63,6 +63,12 @@ pub fn usable_for(g: &Grant, secret_id: Uuid, with_agent: bool, now: OffsetDateT
         && (!with_agent || matches!(g.principal, Principal::User { .. }))
 }
 
+/// The ID of a user's own-key grant for a secret: one per user and secret, so two
+/// confirmations racing cannot both store a key (a revoked one may be replaced).
+pub fn own_key_id(secret_id: Uuid, app_user_id: Uuid) -> Uuid {
+    Uuid::new_v5(&secret_id, format!("own-key:{app_user_id}").as_bytes())
+}
+
 /// The user's own key for this secret (any status): at most one is live at a time.
 pub fn own_key_of(grants: &[Grant], user: Uuid, secret_id: Uuid) -> Option<&Grant> {
     let me = Principal::User {

@@ -6,13 +6,13 @@ use crate::service::secrets::Injected;
 use base64::Engine;
 use serde_json::{Value, json};
 
-pub fn answer(grant: &Grant, injected: &Injected) -> Value {
-    let Injected {
-        secret,
-        value,
-        generation,
-    } = injected;
-    let (header, format, token) = match (&secret.template, value) {
+/// How a managed secret's value is sent: the header, its format (`{token}` is the value) and
+/// the value. `None` for a value that does not fit its template (it cannot be created: corrupt).
+pub fn injection(
+    template: &Template,
+    value: &SecretValue,
+) -> Option<(String, &'static str, String)> {
+    Some(match (template, value) {
         (Template::Bearer, SecretValue::Token { token }) => {
             ("Authorization".to_string(), "Bearer {token}", token.clone())
         }
@@ -24,8 +24,18 @@ pub fn answer(grant: &Grant, injected: &Injected) -> Value {
             "Basic {token}",
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
         ),
-        // A value that does not fit its template cannot be created; treat as corrupt.
-        _ => return Value::Null,
+        _ => return None,
+    })
+}
+
+pub fn answer(grant: &Grant, injected: &Injected) -> Value {
+    let Injected {
+        secret,
+        value,
+        generation,
+    } = injected;
+    let Some((header, format, token)) = injection(&secret.template, value) else {
+        return Value::Null;
     };
     json!({
         "access_token": token,

@@ -1,0 +1,344 @@
+//! Proxy mode against a real HTTP server on loopback (`upstream`): Portcullis makes the call
+//! with the credential, which the caller never sees; only to the grant's hosts and public
+//! addresses; redirects not followed; answers bounded; the exchange audited without the
+//! credential; a replayed request never repeats the call.
+
+use base64::Engine;
+use portcullis_tests::upstream::Upstream;
+use portcullis_tests::*;
+use serde_json::{Value, json};
+
+fn decoded(r: &Resp) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(r.ok()["body_b64"].as_str().expect("body_b64"))
+        .expect("standard base64")
+}
+
+async fn proxy(env: &Env, app: &TestApp, body: Value) -> Resp {
+    app.sdk(env, "POST", "/sdk/proxy", body).await
+}
+
+#[tokio::test]
+async fn the_call_is_made_with_the_credential_which_the_caller_never_sees() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let r = proxy(
+        env,
+        &app,
+        json!({
+            "grant_id": app.grant_id,
+            "method": "post",
+            "url": format!("{}/v1/things?fixed=1", up.url),
+            "query_params": {"page": 2, "tag": ["a", "b"]},
+            "headers": {"X-Trace": "t-1", "Accept": "application/json"},
+            "body": {"name": "widget"},
+            "reason": "make a widget",
+        }),
+    )
+    .await;
+    let answer = r.ok().clone();
+    assert_eq!(answer["status_code"], 200);
+    assert_eq!(answer["body_truncated"], false);
+    assert_eq!(answer["approval_id"], Value::Null);
+    assert!(answer["duration_ms"].is_u64());
+    let seen: Value = serde_json::from_slice(&decoded(&r)).unwrap();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["path"], "/v1/things");
+    assert_eq!(seen["query"], "fixed=1&page=2&tag=a&tag=b");
+    assert_eq!(
+        seen["headers"]["authorization"],
+        format!("Bearer {}", app.token)
+    );
+    assert_eq!(seen["headers"]["x-trace"], "t-1");
+    assert_eq!(seen["headers"]["content-type"], "application/json");
+    assert_eq!(seen["body"], r#"{"name":"widget"}"#);
+    // The answer itself never carries the credential.
+    let text = r.body.to_string();
+    assert!(!text.contains(&app.token), "{text}");
+    assert!(answer["credential_hint"].as_str().unwrap().contains('…'));
+
+    // The audit row keeps the exchange, without the credential.
+    let rows = app.audit(env, "action=sdk_proxy").await;
+    let d = &rows[0]["detail"];
+    assert_eq!(
+        (
+            &d["kind"],
+            &d["method"],
+            &d["response_status"],
+            &d["outcome"]
+        ),
+        (
+            &json!("proxy"),
+            &json!("POST"),
+            &json!(200),
+            &json!("success")
+        )
+    );
+    assert_eq!(d["request_headers"]["x-trace"], "t-1");
+    assert_eq!(rows[0]["reason"], "make a widget");
+    assert_eq!(rows[0]["grant_id"], json!(app.grant_id));
+    assert!(!rows[0].to_string().contains(&app.token));
+}
+
+#[tokio::test]
+async fn an_upstream_that_echoes_the_credential_is_audited_redacted() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let r = proxy(
+        env,
+        &app,
+        json!({"grant_id": app.grant_id, "method": "GET", "url": format!("{}/echo-credential", up.url)}),
+    )
+    .await;
+    // The caller asked for the upstream's answer: it gets it as is.
+    assert!(String::from_utf8(decoded(&r)).unwrap().contains(&app.token));
+    let rows = app.audit(env, "action=sdk_proxy").await;
+    let row = rows[0].to_string();
+    assert!(!row.contains(&app.token), "{row}");
+    assert!(row.contains("[REDACTED]"), "{row}");
+}
+
+#[tokio::test]
+async fn headers_the_credential_or_the_connection_owns_are_refused() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    for name in [
+        "Authorization",
+        "cookie",
+        "X-Api-Key",
+        "Host",
+        "x-amz-security-token",
+        "Proxy-Anything",
+        "Transfer-Encoding",
+        "X-HTTP-Method-Override",
+    ] {
+        let r = proxy(
+            env,
+            &app,
+            json!({"grant_id": app.grant_id, "method": "GET", "url": up.url.clone() + "/x", "headers": {name: "v"}}),
+        )
+        .await;
+        r.expect(422, "forbidden_header");
+    }
+    for (name, value) in [
+        ("bad name", "v"),
+        ("x-ok", "line\r\nInjected: yes"),
+        ("", "v"),
+    ] {
+        let r = proxy(
+            env,
+            &app,
+            json!({"grant_id": app.grant_id, "method": "GET", "url": up.url.clone() + "/x", "headers": {name: value}}),
+        )
+        .await;
+        r.expect(422, "validation_error");
+    }
+    proxy(
+        env,
+        &app,
+        json!({"grant_id": app.grant_id, "method": "TRACE", "url": up.url.clone() + "/x"}),
+    )
+    .await
+    .expect(422, "validation_error");
+    assert_eq!(up.hits(), 0, "nothing refused reached the upstream");
+}
+
+#[tokio::test]
+async fn only_the_grants_hosts_and_only_public_addresses_are_called() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let call = |grant: String, url: String| {
+        let app = &app;
+        async move {
+            proxy(
+                env,
+                app,
+                json!({"grant_id": grant, "method": "GET", "url": url}),
+            )
+            .await
+        }
+    };
+    // Not one of the secret's hosts.
+    call(
+        app.grant_id.clone(),
+        "https://api.elsewhere.example/x".into(),
+    )
+    .await
+    .expect(422, "blocked_destination");
+    // Allowed by the secret, but internal: metadata, private, IPv4 in IPv6.
+    let mut tried = 0;
+    for host in [
+        "169.254.169.254",
+        "10.1.2.3",
+        "[::ffff:10.0.0.1]",
+        "0.0.0.0",
+        "192.168.0.1",
+    ] {
+        let secret = app
+            .org
+            .op(
+                env,
+                "POST",
+                &format!("/v1/apps/{}/secrets", app.app_id),
+                json!({
+                    "name": format!("internal {}", uuid::Uuid::new_v4().simple()),
+                    "template": "bearer",
+                    "allowed_hosts": [host.trim_matches(['[', ']'])],
+                    "value": {"token": "t-internal-1"},
+                }),
+            )
+            .await;
+        if secret.status != 201 {
+            // Some spellings are refused as hosts already; that is a refusal too.
+            continue;
+        }
+        let grant = app
+            .org
+            .grant(env, &app.app_id, secret.body["id"].as_str().unwrap())
+            .await;
+        let r = call(grant, format!("http://{host}/latest/meta-data/")).await;
+        r.expect(422, "blocked_destination");
+        tried += 1;
+    }
+    assert!(
+        tried >= 4,
+        "only {tried} internal hosts could be configured"
+    );
+    // URLs a client could read differently are refused before anything else.
+    call(app.grant_id.clone(), format!("{}\\@evil.example/", up.url))
+        .await
+        .expect(422, "validation_error");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn redirects_are_answered_not_followed_and_big_answers_are_cut() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let r = proxy(
+        env,
+        &app,
+        json!({"grant_id": app.grant_id, "method": "GET", "url": format!("{}/redirect", up.url)}),
+    )
+    .await;
+    assert_eq!(r.ok()["status_code"], 302);
+    assert_eq!(
+        r.ok()["headers"]["location"],
+        "http://127.0.0.1:9/elsewhere"
+    );
+    assert_eq!(up.hits(), 1, "the redirect was not followed");
+
+    let big = proxy(
+        env,
+        &app,
+        json!({"grant_id": app.grant_id, "method": "GET", "url": format!("{}/big", up.url)}),
+    )
+    .await;
+    assert_eq!(big.ok()["body_truncated"], true);
+    assert_eq!(decoded(&big).len(), 4 * 1024 * 1024);
+
+    // A provider error is the provider's answer, not ours.
+    let failing = proxy(
+        env,
+        &app,
+        json!({"grant_id": app.grant_id, "method": "GET", "url": format!("{}/status/503", up.url)}),
+    )
+    .await;
+    assert_eq!(failing.ok()["status_code"], 503);
+    let rows = app.audit(env, "action=sdk_proxy").await;
+    assert_eq!(rows[0]["detail"]["outcome"], "provider_error");
+    // Nothing listening: a gateway error, audited.
+    let closed = proxy(
+        env,
+        &app,
+        json!({"grant_id": app.grant_id, "method": "GET", "url": "http://127.0.0.1:9/x"}),
+    )
+    .await;
+    closed.expect(502, "upstream_unreachable");
+    let rows = app.audit(env, "action=sdk_proxy").await;
+    assert_eq!(rows[0]["detail"]["outcome"], "network_error");
+}
+
+#[tokio::test]
+async fn a_replayed_proxy_request_never_repeats_the_call() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let body = body_bytes(&json!({
+        "grant_id": app.grant_id, "method": "POST", "url": format!("{}/pay", up.url), "body": {"amount": 100}
+    }));
+    let req = signed_at(&app.key, "POST", "/sdk/proxy", &body, now());
+    let replay = clone_request(&req);
+    env.send(req).await.ok();
+    env.send(replay).await.expect(401, "nonce_replayed");
+    assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test]
+async fn grants_resolve_as_for_retrieval() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let other = app_fixture().await;
+    let up = Upstream::start().await;
+    let url = format!("{}/x", up.url);
+    // Another app's grant is missing, like a made-up one.
+    let foreign = proxy(
+        env,
+        &other,
+        json!({"grant_id": app.grant_id, "method": "GET", "url": url}),
+    )
+    .await;
+    let missing = proxy(
+        env,
+        &other,
+        json!({"grant_id": uuid::Uuid::new_v4(), "method": "GET", "url": url}),
+    )
+    .await;
+    foreign.expect(404, "grant_not_found");
+    assert_eq!(foreign.body, missing.body);
+    // Provider mode by the secret's slug.
+    let slug = app
+        .org
+        .op(
+            env,
+            "GET",
+            &format!("/v1/apps/{}/secrets/{}", app.app_id, app.secret_id),
+            Value::Null,
+        )
+        .await
+        .ok()["slug"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_provider = proxy(
+        env,
+        &app,
+        json!({"provider_id": slug, "method": "GET", "url": url}),
+    )
+    .await;
+    assert_eq!(by_provider.ok()["status_code"], 200);
+    // A revoked grant is refused before anything is sent.
+    app.org
+        .op(
+            env,
+            "DELETE",
+            &format!("/v1/apps/{}/grants/{}", app.app_id, app.grant_id),
+            Value::Null,
+        )
+        .await
+        .ok();
+    let hits = up.hits();
+    proxy(
+        env,
+        &app,
+        json!({"grant_id": app.grant_id, "method": "GET", "url": url}),
+    )
+    .await
+    .expect(403, "grant_revoked");
+    assert_eq!(up.hits(), hits);
+}
