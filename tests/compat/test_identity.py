@@ -135,7 +135,7 @@ def test_an_agent_uses_a_users_delegation_until_it_is_revoked(portcullis, tenant
     the app withdraws it and the agent gets NoDelegatedGrantError; consent again, and the agent
     gives it up itself."""
     from alter_sdk import Agent
-    from alter_sdk.exceptions import NoDelegatedGrantError
+    from alter_sdk.exceptions import NoDelegatedGrantError, RestrictedGrantRequiresProxyError
 
     use_provider(tenant, oauth_provider)
     use_idp(tenant, oauth_provider)
@@ -153,17 +153,21 @@ def test_an_agent_uses_a_users_delegation_until_it_is_revoked(portcullis, tenant
                 return result
 
             result = await consent()
+            me = f"{oauth_provider.issuer}/api/me"
             async with Agent(api_key=created.api_key) as agent:
                 listed = await agent.list_grants()
-                used = await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+                # A delegation is used in proxy mode: the agent never holds the user's token.
+                with pytest.raises(RestrictedGrantRequiresProxyError):
+                    await agent.request("GET", me, provider=PROVIDER_ID)
+                used = await agent.proxy_request("GET", me, provider=PROVIDER_ID)
                 await app.revoke_delegation(result.grant_id, str(created.id))
                 with pytest.raises(NoDelegatedGrantError):
-                    await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+                    await agent.proxy_request("GET", me, provider=PROVIDER_ID)
                 await consent()
-                again = await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+                again = await agent.proxy_request("GET", me, provider=PROVIDER_ID)
                 await agent.revoke_delegation(result.grant_id)
                 with pytest.raises(NoDelegatedGrantError):
-                    await agent.request("GET", f"{oauth_provider.issuer}/api/me", provider=PROVIDER_ID)
+                    await agent.proxy_request("GET", me, provider=PROVIDER_ID)
             # The user's own grant was never touched.
             own = await app.request("GET", f"{oauth_provider.issuer}/api/me", grant_id=result.grant_id)
             return result, listed, used, again, own
@@ -172,6 +176,7 @@ def test_an_agent_uses_a_users_delegation_until_it_is_revoked(portcullis, tenant
     assert result.delegation is not None and str(result.delegation.agent_id)
     assert [g.parent_grant_id for g in listed.grants] == [result.grant_id]
     assert used.status_code == again.status_code == own.status_code == 200
+    assert used.body_json()["sub"] == "user-1"
 
 
 def test_an_identity_assertion_verifies_with_the_sdks_own_verifier(portcullis, tenant, oauth_provider):

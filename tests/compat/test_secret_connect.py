@@ -75,16 +75,16 @@ def test_a_user_enters_their_key_for_an_agent_in_the_browser(portcullis, tenant,
 
     async def use():
         async with Agent(api_key=agent.api_key) as bot:
-            used = await bot.request("GET", f"{echo.url}/as-the-user", grant_id=delegation)
+            used = await bot.proxy_request("GET", f"{echo.url}/as-the-user", grant_id=delegation)
             listed = await bot.list_grants()
             async with App(api_key=tenant.api_key) as app:
                 await app.revoke_delegation(result["grant_id"], str(agent.id))
             with pytest.raises(NoDelegatedGrantError):
-                await bot.request("GET", f"{echo.url}/as-the-user", grant_id=delegation)
+                await bot.proxy_request("GET", f"{echo.url}/as-the-user", grant_id=delegation)
             return used, listed
 
     used, listed = asyncio.run(use())
-    assert used.json()["headers"]["authorization"] == f"Bearer {user_key}"
+    assert used.body_json()["headers"]["authorization"] == f"Bearer {user_key}"
     [mine] = listed.grants
     assert (mine.grant_id, mine.credential_kind) == (delegation, "end_user")
     rows = tenant.audit(action="web_secret_connect_confirm")

@@ -65,12 +65,19 @@ impl Setup {
         self.env.signed(key, method, target, body).await
     }
 
-    async fn token_by_provider(&self, key: &str, extra: Value) -> Resp {
-        let mut body = json!({"provider_id": PROVIDER, "request": {"method": "GET", "url": format!("{}/api/me", self.p.issuer)}});
+    /// The agent calls the provider's API through proxy mode (a delegation is proxy-only).
+    async fn proxy_by_provider(&self, key: &str, extra: Value) -> Resp {
+        let mut body = json!({"provider_id": PROVIDER, "method": "GET", "url": format!("{}/api/me", self.p.issuer)});
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
-        self.as_agent(key, "POST", "/sdk/token", body).await
+        self.as_agent(key, "POST", "/sdk/proxy", body).await
+    }
+
+    /// A proxied call that reached the provider and was answered 200.
+    async fn reaches_api(&self, key: &str, extra: Value) {
+        let r = self.proxy_by_provider(key, extra).await;
+        assert_eq!(r.ok()["status_code"], 200, "{}", r.body);
     }
 
     async fn listed(&self, key: &str) -> Vec<Value> {
@@ -113,21 +120,22 @@ async fn a_consented_delegation_is_listed_and_used_by_its_agent_only() {
     );
     assert!(s.listed(&s.b.1).await.is_empty());
 
-    // A retrieves a live token with it; B has no delegation.
-    let r = s.token_by_provider(&s.a.1, json!({})).await;
-    let token = r.ok()["access_token"].as_str().unwrap().to_string();
-    assert_eq!(s.p.api(&token).await, 200);
-    s.token_by_provider(&s.b.1, json!({}))
+    // A calls the API with it in proxy mode (never retrieving the token); B has no delegation.
+    s.reaches_api(&s.a.1, json!({})).await;
+    let retrieve = json!({"provider_id": PROVIDER, "request": {"method": "GET", "url": format!("{}/api/me", s.p.issuer)}});
+    s.as_agent(&s.a.1, "POST", "/sdk/token", retrieve)
+        .await
+        .expect(400, "delegated_grant_requires_proxy");
+    s.proxy_by_provider(&s.b.1, json!({}))
         .await
         .expect(404, "no_delegated_grant");
     // Acting for another user, A has nothing.
     let other = s.p.id_token(json!({"sub": "someone-else"})).await;
-    s.token_by_provider(&s.a.1, json!({"user_token": other}))
+    s.proxy_by_provider(&s.a.1, json!({"user_token": other}))
         .await
         .expect(404, "no_delegated_grant");
-    s.token_by_provider(&s.a.1, json!({"user_token": s.user_token}))
-        .await
-        .ok();
+    s.reaches_api(&s.a.1, json!({"user_token": s.user_token}))
+        .await;
 
     // The user's grant lists its delegated agent.
     let mine = s
@@ -216,10 +224,8 @@ async fn onward_delegation_only_narrows_and_stops_where_it_must() {
     );
     let listed = s.listed(&s.b.1).await;
     assert_eq!(listed[0]["grant_id"], child["grant_id"]);
-    // An onward delegation is proxy-only: its credential is never handed out.
-    s.token_by_provider(&s.b.1, json!({}))
-        .await
-        .expect(403, "delegated_grant_requires_proxy");
+    // An onward delegation works in proxy mode too.
+    s.reaches_api(&s.b.1, json!({})).await;
     // B's delegation was made non-delegable: it stops here.
     let onward = format!(
         "/sdk/grants/{}/delegate",
@@ -307,7 +313,7 @@ async fn revoking_a_delegation_or_the_grant_ends_everything_below_it() {
         let r = s.app.sdk(s.env, "DELETE", &withdraw, Value::Null).await;
         assert_eq!(r.status, 204, "{}", r.body);
     }
-    s.token_by_provider(&s.a.1, json!({}))
+    s.proxy_by_provider(&s.a.1, json!({}))
         .await
         .expect(404, "no_delegated_grant");
     let b_listed = s.listed(&s.b.1).await;
@@ -324,7 +330,7 @@ async fn revoking_a_delegation_or_the_grant_ends_everything_below_it() {
 
     // Consent again, then the agent gives it up itself.
     s.connect_for(&s.a.0, json!({})).await;
-    s.token_by_provider(&s.a.1, json!({})).await.ok();
+    s.reaches_api(&s.a.1, json!({})).await;
     let me = format!("/sdk/grants/{user_grant}/delegations/me");
     s.app
         .sdk(s.env, "DELETE", &me, Value::Null)
@@ -334,13 +340,13 @@ async fn revoking_a_delegation_or_the_grant_ends_everything_below_it() {
         let r = s.as_agent(&s.a.1, "DELETE", &me, Value::Null).await;
         assert_eq!(r.status, 204, "{}", r.body);
     }
-    s.token_by_provider(&s.a.1, json!({}))
+    s.proxy_by_provider(&s.a.1, json!({}))
         .await
         .expect(404, "no_delegated_grant");
 
     // Consent once more; revoking the user's grant ends the delegation with it.
     s.connect_for(&s.a.0, json!({})).await;
-    s.token_by_provider(&s.a.1, json!({})).await.ok();
+    s.reaches_api(&s.a.1, json!({})).await;
     s.app
         .sdk(
             s.env,
@@ -350,7 +356,7 @@ async fn revoking_a_delegation_or_the_grant_ends_everything_below_it() {
         )
         .await
         .ok();
-    s.token_by_provider(&s.a.1, json!({}))
+    s.proxy_by_provider(&s.a.1, json!({}))
         .await
         .expect(404, "no_delegated_grant");
     // Every call is audited, the refused agent's too.
@@ -395,12 +401,7 @@ async fn an_agent_refreshing_a_delegated_token_refreshes_the_users_grant() {
     s.p.config(json!({"access_ttl": 30})).await;
     let entry = s.connect_for(&s.a.0, json!({})).await;
     let user_grant = entry["grant_id"].as_str().unwrap().to_string();
-    let agent_token = s.token_by_provider(&s.a.1, json!({})).await;
-    let agent_token = agent_token.ok()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(s.p.api(&agent_token).await, 200);
+    s.reaches_api(&s.a.1, json!({})).await;
     assert_eq!(s.p.refresh_count().await, 1);
     // The user's own grant carries on with the rotated refresh token the agent's call stored.
     let mine = json!({"grant_id": user_grant, "user_token": s.user_token, "request": {"method": "GET", "url": format!("{}/api/me", s.p.issuer)}});

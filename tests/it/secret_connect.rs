@@ -3,7 +3,9 @@
 //! optionally delegates it to an agent. Only the session's user, on the browser that signed
 //! in, can complete it; the key is stored sealed and never comes back.
 
+use base64::Engine;
 use portcullis_tests::oauth::{Browser, Provider, callback_target};
+use portcullis_tests::upstream::Upstream;
 use portcullis_tests::*;
 use serde_json::{Value, json};
 
@@ -17,6 +19,8 @@ struct Setup {
     /// The managed secret's slug.
     slug: String,
     user_token: String,
+    /// The API the secret is for (its hosts are loopback).
+    up: Upstream,
 }
 
 async fn setup() -> Setup {
@@ -42,6 +46,7 @@ async fn setup() -> Setup {
         idp,
         slug,
         user_token,
+        up: Upstream::start().await,
     }
 }
 
@@ -119,6 +124,27 @@ impl Setup {
             b[k] = v.clone();
         }
         self.env.signed(key, "POST", "/sdk/token", b).await
+    }
+
+    /// A proxied call (as an agent's delegation requires): the credential the API received.
+    async fn proxied(&self, key: &str, body: Value) -> Resp {
+        let mut b = json!({"method": "GET", "url": format!("{}/x", self.up.url)});
+        for (k, v) in body.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        self.env.signed(key, "POST", "/sdk/proxy", b).await
+    }
+
+    async fn sent_credential(&self, key: &str, body: Value) -> String {
+        let r = self.proxied(key, body).await;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(r.ok()["body_b64"].as_str().unwrap())
+            .unwrap();
+        let seen: Value = serde_json::from_slice(&raw).unwrap();
+        seen["headers"]["authorization"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn agent(&self, name: &str, slugs: &[&str]) -> (String, String) {
@@ -432,10 +458,20 @@ async fn an_agent_is_delegated_the_users_key_and_loses_it_when_the_user_takes_it
     let delegation = entry["delegation_id"].as_str().unwrap().to_string();
 
     // The agent uses the user's key through its delegation, and lists it.
-    let used = s.token(&agent_key, json!({"grant_id": delegation})).await;
-    assert_eq!(used.ok()["access_token"], "k-agent");
-    let by_provider = s.token(&agent_key, json!({"provider_id": s.slug})).await;
-    assert_eq!(by_provider.ok()["grant_id"], json!(delegation));
+    assert_eq!(
+        s.sent_credential(&agent_key, json!({"grant_id": delegation}))
+            .await,
+        "Bearer k-agent"
+    );
+    assert_eq!(
+        s.sent_credential(&agent_key, json!({"provider_id": s.slug}))
+            .await,
+        "Bearer k-agent"
+    );
+    // The agent never holds the key itself.
+    s.token(&agent_key, json!({"grant_id": delegation}))
+        .await
+        .expect(400, "delegated_grant_requires_proxy");
     let listed = s
         .env
         .signed(&agent_key, "POST", "/sdk/grants/list", json!({}))
@@ -495,7 +531,7 @@ async fn an_agent_is_delegated_the_users_key_and_loses_it_when_the_user_takes_it
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.body);
-    s.token(&agent_key, json!({"grant_id": delegation}))
+    s.proxied(&agent_key, json!({"grant_id": delegation}))
         .await
         .expect(404, "no_delegated_grant");
     let mine = s
@@ -556,8 +592,11 @@ async fn an_agents_own_key_asks_for_itself_and_learns_nothing_of_what_the_user_h
         .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["grants"][0]["delegable"], false);
-    let used = s.token(&agent_key, json!({"provider_id": s.slug})).await;
-    assert_eq!(used.ok()["access_token"], "k-own");
+    assert_eq!(
+        s.sent_credential(&agent_key, json!({"provider_id": s.slug}))
+            .await,
+        "Bearer k-own"
+    );
     // Agent keys still cannot run OAuth Connect or sign-in sessions.
     s.env
         .signed(&agent_key, "POST", "/sdk/oauth/connect/session", json!({}))
@@ -918,6 +957,9 @@ async fn a_repair_keeps_its_lifetime_and_an_agents_request_still_delegates() {
         .unwrap()
         .to_string();
     assert_eq!(listed().await["status"], "active");
-    let used = s.token(&agent_key, json!({"grant_id": delegation})).await;
-    assert_eq!(used.ok()["access_token"], "k-3");
+    assert_eq!(
+        s.sent_credential(&agent_key, json!({"grant_id": delegation}))
+            .await,
+        "Bearer k-3"
+    );
 }

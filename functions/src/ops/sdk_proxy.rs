@@ -221,7 +221,9 @@ impl Operation for Op {
             "body_b64": base64::engine::general_purpose::STANDARD.encode(&bytes),
             "body_truncated": truncated,
             "duration_ms": duration_ms,
-            "credential_hint": injected.hint,
+            // Set only when a 401/403 is known to come from the credential's shape (the SDK's
+            // contract); Portcullis cannot tell, so it never guesses.
+            "credential_hint": Value::Null,
             "approval_id": Value::Null,
         });
         let mut outcome =
@@ -234,12 +236,11 @@ impl Operation for Op {
     }
 }
 
-/// The credential as it is attached, what would reveal it, and a hint that does not.
+/// The credential as it is attached, and the strings that would reveal it.
 struct Injection {
     header: String,
     value: String,
     redact: Vec<String>,
-    hint: String,
 }
 
 /// The grant's credential for a call to `host` (refused unless `host` is one of the grant's).
@@ -269,11 +270,6 @@ async fn inject(
             Ok(Injection {
                 value: format.replace("{token}", &token),
                 redact: wire::with_encodings(wire::revealing(&injected.value)),
-                hint: format!(
-                    "{header}: {} ({})",
-                    format.replace("{token}", "…"),
-                    injected.secret.template.name()
-                ),
                 header,
             })
         }
@@ -295,7 +291,6 @@ async fn inject(
             Ok(Injection {
                 value: format!("Bearer {access}"),
                 redact: wire::with_encodings(vec![access]),
-                hint: "Authorization: Bearer … (oauth)".into(),
                 header: "Authorization".into(),
             })
         }

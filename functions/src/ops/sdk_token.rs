@@ -75,12 +75,11 @@ impl Operation for Op {
             credential,
             secret,
         } = runtime::resolve(ctx, call, &body.addressing, items, &mut writes, None).await?;
-        if let Some(d) = &grant.delegation
-            && (grant.depth() > 1 || d.scope_constraint.is_some())
-        {
-            return Err(ApiError::forbidden(
+        // A delegation lets an agent act with the user's credential, never hold it.
+        if grant.delegation.is_some() {
+            return Err(ApiError::bad_request(
                 "delegated_grant_requires_proxy",
-                "an onward or scope-narrowed delegation is used in proxy mode only: its credential is not handed out",
+                "a delegation is used in proxy mode only (POST /sdk/proxy): its credential is not handed out",
             )
             .field("grant_id", json!(grant.grant_id)));
         }
