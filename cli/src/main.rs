@@ -121,6 +121,10 @@ enum Apps {
     Get {
         app_id: String,
     },
+    /// Sets the app's policy document (docs/policies.md) from stdin; `{}` removes it.
+    Policy {
+        app_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -232,6 +236,9 @@ enum Grants {
         label: Option<String>,
         #[arg(long)]
         expires_at: Option<String>,
+        /// Read a policy document (docs/policies.md) for the grant from stdin.
+        #[arg(long)]
+        policy_stdin: bool,
     },
     Revoke {
         #[command(flatten)]
@@ -350,6 +357,11 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
             Apps::List => ("GET", "/v1/apps".into(), None),
             Apps::Create { name } => ("POST", "/v1/apps".into(), Some(json!({"name": name}))),
             Apps::Get { app_id } => ("GET", format!("/v1/apps/{}", enc(&app_id)), None),
+            Apps::Policy { app_id } => (
+                "PUT",
+                format!("/v1/apps/{}/policy", enc(&app_id)),
+                Some(stdin_json()?),
+            ),
         },
         Command::Keys(k) => match k {
             Keys::List(a) => ("GET", format!("/v1/apps/{}/keys", enc(&a.app)), None),
@@ -455,7 +467,13 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                 agent,
                 label,
                 expires_at,
+                policy_stdin,
             } => {
+                let policy = if policy_stdin {
+                    Some(stdin_json()?)
+                } else {
+                    None
+                };
                 let principal = match (system, user, agent) {
                     (true, None, None) => json!({"type": "system"}),
                     (false, Some(u), None) => json!({"type": "user", "app_user_id": u}),
@@ -465,7 +483,9 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                 (
                     "POST",
                     format!("/v1/apps/{}/secrets/{}/grants", enc(&app.app), enc(&secret)),
-                    Some(json!({"principal": principal, "label": label, "expires_at": expires_at})),
+                    Some(
+                        json!({"principal": principal, "label": label, "expires_at": expires_at, "policy": policy}),
+                    ),
                 )
             }
             Grants::Revoke { app, grant_id } => (

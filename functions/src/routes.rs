@@ -102,6 +102,7 @@ routes! {
     GET "/v1/apps" => op_apps_list,
     POST "/v1/apps" => op_app_create,
     GET "/v1/apps/{app_id}" => op_app_get,
+    PUT "/v1/apps/{app_id}/policy" => op_app_policy_put,
     GET "/v1/apps/{app_id}/keys" => op_app_keys_list,
     POST "/v1/apps/{app_id}/keys" => op_app_key_create,
     POST "/v1/apps/{app_id}/keys/{key_id}/deprecate" => op_app_key_deprecate,

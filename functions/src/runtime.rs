@@ -4,8 +4,9 @@
 //! and the request's deny rule.
 
 use crate::ops::common::{end_user, record};
-use portcullis::model::{Grant, GrantKind, Principal};
+use portcullis::model::{App, Grant, GrantKind, Principal};
 use portcullis::pipeline::Call;
+use portcullis::policy::{self, Policy};
 use portcullis::service::{delegations, grants};
 use portcullis::store::{Item, ItemKey, Write, keys};
 use portcullis::{ApiError, Ctx};
@@ -31,13 +32,18 @@ impl Addressing {
             .and_then(|g| Uuid::parse_str(g).ok())
     }
 
-    /// Read with the key record in the first round trip: the user's identity (its length is
-    /// fixed), then the grant and its credential when named by ID.
+    /// Read with the key record in the first round trip: the app (its policy), the user's
+    /// identity (their lengths are fixed), then the grant and its credential when named by ID.
     pub fn prefetch(&self, ctx: &Ctx, app: Option<Uuid>) -> Vec<ItemKey> {
         let Some(app) = app else {
             return Vec::new();
         };
-        let mut keys = portcullis::idp::prefetch_if(ctx, Some(app), self.user_token.as_deref());
+        let mut keys = vec![keys::app(app)];
+        keys.extend(portcullis::idp::prefetch_if(
+            ctx,
+            Some(app),
+            self.user_token.as_deref(),
+        ));
         if let Some(grant_id) = self.grant_id() {
             keys.extend(grants::prefetch_credential(ctx, app, grant_id));
         }
@@ -55,17 +61,28 @@ pub struct Resolved {
     pub secret: Option<Item>,
 }
 
-/// Resolves the grant the call names (by ID or provider mode) and checks it may be used now.
-/// `method` feeds the request's deny rule (`None` when the call does not say).
+/// The call a grant is used for: made by Portcullis (proxy mode) or by the caller with the
+/// credential it retrieves (the SDK states which call).
+pub struct Target<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub proxy: bool,
+}
+
+/// Resolves the grant the call names (by ID or provider mode), checks it may be used now for
+/// `target`, against every policy in force, and counts the call against their quotas.
 pub async fn resolve(
     ctx: &Ctx,
     call: &mut Call<'_>,
     a: &Addressing,
-    mut items: Vec<Option<Item>>,
+    items: Vec<Option<Item>>,
     writes: &mut Vec<Write>,
-    method: Option<&str>,
+    target: &Target<'_>,
 ) -> Result<Resolved, ApiError> {
     let app = call.caller.app();
+    let mut items = items.into_iter();
+    let app_record: Option<App> = record(items.next().flatten())?;
+    let mut items: Vec<Option<Item>> = items.collect();
     let own = if a.user_token.is_some() {
         portcullis::idp::PREFETCHED
     } else {
@@ -181,12 +198,15 @@ pub async fn resolve(
     }
     // A delegation is only as good as the chain above it; the credential is the root's.
     let (mut credential, secret) = (items.next().flatten(), items.next().flatten());
+    let mut chain = Vec::new();
     if grant.delegation.is_some() {
-        credential = delegations::check_chain(ctx, &grant, call.now).await?;
+        let c = delegations::check_chain(ctx, &grant, call.now).await?;
+        credential = c.credential;
+        chain = c.ancestors;
     }
     if let Some(rule) = &call.caller.request_rule {
         let facts = portcullis::rule::Facts {
-            method,
+            method: Some(target.method),
             provider_id: grant.kind.provider_id(),
             grant_id: &grant.grant_id.to_string(),
         };
@@ -194,11 +214,68 @@ pub async fn resolve(
             return Err(portcullis::rule::denied());
         }
     }
+    let counters = enforce(call, app_record.as_ref(), &grant, &chain, target)?;
+    policy::count(ctx, &counters, call.now).await?;
     Ok(Resolved {
         grant,
         credential,
         secret,
     })
+}
+
+/// Every policy in force for this use of `grant` — the app's, the acting agent's, the grant's
+/// and those of the grants above a delegation — checked against the call; answers the quota
+/// counters to raise. A policy that restricts calls makes the grant proxy-only.
+fn enforce(
+    call: &Call<'_>,
+    app: Option<&App>,
+    grant: &Grant,
+    chain: &[Grant],
+    target: &Target<'_>,
+) -> Result<Vec<policy::Counter>, ApiError> {
+    let app_id = call.caller.app();
+    let mut policies: Vec<(&str, String, Policy)> = Vec::new();
+    if let Some(p) = app.and_then(|a| a.policy.clone()) {
+        policies.push(("app", "app".into(), p));
+    }
+    if let Some(agent) = &call.caller.agent
+        && let Some(v) = &agent.policy
+    {
+        // Checked when set; one that no longer parses refuses rather than passes.
+        let p = Policy::parse("agent.policy", v).map_err(|_| {
+            ApiError::forbidden("invalid_policy", "the agent's policy cannot be evaluated")
+        })?;
+        if let Some(p) = p {
+            policies.push(("agent", format!("agent:{}", agent.agent_id), p));
+        }
+    }
+    for g in chain.iter().chain(std::iter::once(grant)) {
+        if let Some(p) = &g.policy {
+            policies.push(("grant", format!("grant:{}", g.grant_id), p.clone()));
+        }
+    }
+    if !target.proxy && policies.iter().any(|(_, _, p)| p.restricts_calls()) {
+        return Err(ApiError::bad_request(
+            "restricted_grant_requires_proxy",
+            "this grant may only be used for some methods or endpoints, which Portcullis checks in proxy mode (POST /sdk/proxy)",
+        )
+        .field("grant_id", json!(grant.grant_id)));
+    }
+    let path = url::Url::parse(target.url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_default();
+    let facts = policy::CallFacts {
+        method: target.method,
+        path: &path,
+        ip: call.req.source_ip,
+        now: call.now,
+    };
+    let mut counters = Vec::new();
+    for (whose, subject, p) in &policies {
+        policy::check(p, whose, &facts)?;
+        counters.extend(policy::counters(p, whose, app_id, subject, call.now));
+    }
+    Ok(counters)
 }
 
 /// With a user token, a grant named by ID must be that user's or one of their groups':

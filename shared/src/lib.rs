@@ -14,6 +14,7 @@ pub mod model;
 pub mod oauth;
 pub mod outbound;
 pub mod pipeline;
+pub mod policy;
 pub mod providers;
 pub mod ratelimit;
 pub mod rule;

@@ -41,6 +41,16 @@ pub fn minted_key(k: &KeyRecord, plaintext: &str) -> Value {
     v
 }
 
+pub fn app(a: &crate::model::App) -> Value {
+    json!({
+        "id": a.app_id,
+        "org_id": a.org_id,
+        "name": a.name,
+        "created_at": rfc3339(a.created_at),
+        "policy": a.policy,
+    })
+}
+
 pub fn secret(s: &ManagedSecret) -> Value {
     let header = match &s.template {
         Template::ApiKey { header } => json!(header),
@@ -92,6 +102,7 @@ pub fn grant(g: &Grant, now: OffsetDateTime) -> Value {
             "delegable": g.delegable,
             "scope_constraint": Value::Null,
             "credential_id": Value::Null,
+            "policy": g.policy,
             "credential_kind": if *end_user_key { "end_user" } else { "developer" },
             "credential_label": if *end_user_key { json!(g.label) } else { Value::Null },
         }),
@@ -129,6 +140,7 @@ pub fn grant(g: &Grant, now: OffsetDateTime) -> Value {
             "depth": g.depth(),
             "delegable": g.delegable,
             "scope_constraint": g.delegation.as_ref().and_then(|d| d.scope_constraint.clone()),
+            "policy": g.policy,
         }),
     }
 }

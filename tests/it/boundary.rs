@@ -155,6 +155,7 @@ const WALKED: &[&str] = &[
     "op_member_remove",
     "op_my_key_revoke",
     "op_app_get",
+    "op_app_policy_put",
     "op_app_keys_list",
     "op_app_key_create",
     "op_app_key_deprecate",
@@ -403,6 +404,11 @@ fn app_routes(a: &TestApp) -> Vec<(&'static str, String, Value)> {
         ),
         ("DELETE", "/idp".into(), Value::Null),
         ("GET", "/audit".into(), Value::Null),
+        (
+            "PUT",
+            "/policy".into(),
+            json!({"ip_allowlist": ["10.0.0.0/8"]}),
+        ),
     ]
 }
 

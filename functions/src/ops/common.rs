@@ -135,3 +135,11 @@ pub fn app_key_only(call: &portcullis::pipeline::Call<'_>, what: &str) -> Result
         None => Ok(()),
     }
 }
+
+/// A policy document as stored on a record (docs/policies.md): checked, normalised; `null` or
+/// `{}` is none.
+pub fn policy_document(field: &str, v: Option<Value>) -> Result<Option<Value>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    Ok(portcullis::policy::Policy::parse(field, &v)?
+        .map(|p| serde_json::to_value(p).expect("policies serialise")))
+}

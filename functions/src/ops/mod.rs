@@ -72,6 +72,7 @@ pub mod op_app_key_deprecate;
 pub mod op_app_key_revoke;
 pub mod op_app_key_undeprecate;
 pub mod op_app_keys_list;
+pub mod op_app_policy_put;
 pub mod op_apps_list;
 pub mod op_audit_query;
 pub mod op_grant_create;

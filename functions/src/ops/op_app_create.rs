@@ -1,12 +1,11 @@
 //! `POST /v1/apps`: create an app in the caller's organisation.
 
-use portcullis::model::{App, rfc3339};
+use portcullis::model::App;
 use portcullis::pipeline::{ADMINS, Access, Call, Operation, Outcome, Surface};
 use portcullis::service::{orgs, validate};
 use portcullis::store::Item;
 use portcullis::{ApiError, ApiResponse, Ctx};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 /// What this operation may do to AWS: its Lambda function's IAM policy.
@@ -38,15 +37,13 @@ impl Operation for Op {
             org_id,
             name: validate::name("name", &body.name, 100)?,
             created_at: call.now,
+            policy: None,
         };
         call.audit.resource_type = Some("app".into());
         call.audit.resource_id = Some(app.app_id.to_string());
         call.audit.app_id = Some(app.app_id.to_string());
         Ok(Outcome::with_writes(
-            ApiResponse::json(
-                http::StatusCode::CREATED,
-                &json!({ "id": app.app_id, "org_id": org_id, "name": app.name, "created_at": rfc3339(app.created_at) }),
-            ),
+            ApiResponse::json(http::StatusCode::CREATED, &portcullis::views::app(&app)),
             orgs::app_items(&app),
             ApiError::conflict("write_conflict", "retry"),
         ))

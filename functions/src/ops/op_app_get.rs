@@ -1,11 +1,10 @@
 //! `GET /v1/apps/{app_id}`: one app of the caller's organisation.
 
 use super::common::{app_in_path, app_of, record};
-use portcullis::model::{App, rfc3339};
+use portcullis::model::App;
 use portcullis::pipeline::{ADMINS, Access, Call, Empty, Operation, Outcome, Surface};
 use portcullis::store::{Item, keys};
-use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
-use serde_json::json;
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, views};
 use uuid::Uuid;
 
 /// What this operation may do to AWS: its Lambda function's IAM policy.
@@ -31,9 +30,7 @@ impl Operation for Op {
     ) -> Result<Outcome, ApiError> {
         let app: App = record(ctx.store.get(&keys::app(app_of(call)), true).await?)?
             .ok_or_else(ApiError::internal)?;
-        Ok(Outcome::respond(ApiResponse::ok(&json!({
-            "id": app.app_id, "org_id": app.org_id, "name": app.name, "created_at": rfc3339(app.created_at)
-        }))))
+        Ok(Outcome::respond(ApiResponse::ok(&views::app(&app))))
     }
 }
 

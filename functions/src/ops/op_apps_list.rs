@@ -1,6 +1,6 @@
 //! `GET /v1/apps`: the organisation's apps.
 
-use portcullis::model::{App, rfc3339};
+use portcullis::model::App;
 use portcullis::pipeline::{AUDIT_READERS, Access, Call, Empty, Operation, Outcome, Surface};
 use portcullis::service::orgs;
 use portcullis::store::{Item, keys};
@@ -27,10 +27,7 @@ impl Operation for Op {
     ) -> Result<Outcome, ApiError> {
         let org_id = call.caller.org_id.expect("operator calls have an org");
         let apps: Vec<App> = orgs::collection(&ctx.store, org_id, keys::ORG_APPS).await?;
-        let items: Vec<_> = apps
-            .iter()
-            .map(|a| json!({ "id": a.app_id, "org_id": a.org_id, "name": a.name, "created_at": rfc3339(a.created_at) }))
-            .collect();
+        let items: Vec<_> = apps.iter().map(portcullis::views::app).collect();
         Ok(Outcome::respond(ApiResponse::ok(
             &json!({ "items": items }),
         )))

@@ -23,6 +23,8 @@ pub struct Body {
     label: Option<String>,
     expires_at: Option<String>,
     grant_policy: Option<Map<String, Value>>,
+    /// What every use of the grant must satisfy (docs/policies.md).
+    policy: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +114,13 @@ impl Operation for Op {
                 return Err(agents::agent_not_found());
             }
         }
-        let grant = grants::new_managed_secret_grant(
+        let policy = body
+            .policy
+            .as_ref()
+            .map(|p| portcullis::policy::Policy::parse("policy", p))
+            .transpose()?
+            .flatten();
+        let mut grant = grants::new_managed_secret_grant(
             &secret,
             principal,
             validate::label(body.label.as_deref())?,
@@ -121,6 +129,7 @@ impl Operation for Op {
             call.caller.created_by(),
             call.now,
         );
+        grant.policy = policy;
         call.audit.resource_type = Some("grant".into());
         call.audit.resource_id = Some(grant.grant_id.to_string());
         call.audit.grant_id = Some(grant.grant_id.to_string());

@@ -104,7 +104,7 @@ impl Operation for Op {
             .map(|d| validate::name("display_name", d, 255))
             .transpose()?;
         agent.metadata = object("metadata", body.metadata)?;
-        agent.policy = object("policy", body.policy)?;
+        agent.policy = super::common::policy_document("policy", body.policy)?;
         agent.rate_limit_per_minute = rate_limit(body.rate_limit_per_minute)?;
         agent.active_keys = 1;
         agent.keys_minted = 1;

@@ -75,18 +75,16 @@ impl Operation for Op {
         if let Some(d) = &body.display_name {
             agent.display_name = Some(validate::name("display_name", d, 255)?);
         }
-        for (field, value, slot) in [
-            ("metadata", body.metadata, &mut agent.metadata),
-            ("policy", body.policy, &mut agent.policy),
-        ] {
-            if let Some(v) = value {
-                if !v.is_object() || v.to_string().len() > 16 * 1024 {
-                    return Err(ApiError::validation(format!(
-                        "`{field}` must be an object of at most 16 KiB"
-                    )));
-                }
-                *slot = Some(v);
+        if let Some(v) = body.metadata {
+            if !v.is_object() || v.to_string().len() > 16 * 1024 {
+                return Err(ApiError::validation(
+                    "`metadata` must be an object of at most 16 KiB",
+                ));
             }
+            agent.metadata = Some(v);
+        }
+        if body.policy.is_some() {
+            agent.policy = super::common::policy_document("policy", body.policy)?;
         }
         if body.rate_limit_per_minute.is_some() {
             agent.rate_limit_per_minute =

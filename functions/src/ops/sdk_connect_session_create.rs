@@ -139,19 +139,16 @@ impl Operation for Op {
             Some(raw) => Some(repair_target(ctx, app, raw, &providers, &principal).await?),
             None => None,
         };
-        let label = match body.requested_grant {
-            Some(RequestedGrant {
-                restrictions: Some(_),
-                ..
-            }) => {
-                return Err(ApiError::new(
-                    http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "requested_grant_restrictions_unsupported",
-                    "method and endpoint restrictions need proxy mode, which this deployment does not offer yet",
-                ));
-            }
-            Some(r) => validate::label(Some(&r.label))?,
-            None => None,
+        let (label, restrictions) = match body.requested_grant {
+            Some(r) => (
+                validate::label(Some(&r.label))?,
+                r.restrictions
+                    .as_ref()
+                    .map(restrictions)
+                    .transpose()?
+                    .flatten(),
+            ),
+            None => (None, None),
         };
         let return_url = body
             .return_url
@@ -188,6 +185,7 @@ impl Operation for Op {
             allowed_origin,
             repair_grant_id,
             label,
+            restrictions,
             principal: Some(principal),
             agent_id: agent,
             delegable: body.delegable.unwrap_or(false),
@@ -343,6 +341,20 @@ async fn repair_target(
         )),
         _ => Err(grants::grant_not_found()),
     }
+}
+
+/// `requested_grant.restrictions`: the methods and endpoints the new grant may be used for
+/// (then in proxy mode only), in the policy document's terms.
+fn restrictions(v: &Value) -> Result<Option<portcullis::policy::Policy>, ApiError> {
+    let p = portcullis::policy::Policy::parse("requested_grant.restrictions", v)?;
+    if let Some(p) = &p
+        && (p.ip_allowlist.is_some() || p.schedule.is_some() || p.quotas.is_some())
+    {
+        return Err(ApiError::validation(
+            "`requested_grant.restrictions` holds `allowed_methods` and `allowed_endpoints` only",
+        ));
+    }
+    Ok(p)
 }
 
 fn check_policy(p: GrantPolicy, now: time::OffsetDateTime) -> Result<Value, ApiError> {

@@ -6,7 +6,7 @@
 //! capped, the credential redacted). The nonce is spent before the call: a replay never
 //! repeats it.
 
-use crate::runtime::{self, Addressing, Resolved};
+use crate::runtime::{self, Addressing, Resolved, Target};
 use base64::Engine;
 use portcullis::model::secret::host_allowed;
 use portcullis::model::{Grant, GrantKind};
@@ -117,7 +117,11 @@ impl Operation for Op {
             &body.addressing,
             items,
             &mut writes,
-            Some(&method),
+            &Target {
+                method: &method,
+                url: &url,
+                proxy: true,
+            },
         )
         .await?;
         let injected = inject(ctx, call, &grant, credential, secret, &host).await?;

@@ -74,7 +74,19 @@ impl Operation for Op {
             grant,
             credential,
             secret,
-        } = runtime::resolve(ctx, call, &body.addressing, items, &mut writes, None).await?;
+        } = runtime::resolve(
+            ctx,
+            call,
+            &body.addressing,
+            items,
+            &mut writes,
+            &runtime::Target {
+                method: &target.method.to_ascii_uppercase(),
+                url: &target.url,
+                proxy: false,
+            },
+        )
+        .await?;
         // A delegation lets an agent act with the user's credential, never hold it.
         if grant.delegation.is_some() {
             return Err(ApiError::bad_request(

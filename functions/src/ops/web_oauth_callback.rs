@@ -277,6 +277,10 @@ async fn callback(ctx: &Ctx, req: &ApiRequest) -> Result<Delivery, ApiError> {
             .as_ref()
             .map(|g| g.delegated_agent_ids.clone())
             .unwrap_or_default(),
+        policy: session
+            .restrictions
+            .clone()
+            .or_else(|| existing.as_ref().and_then(|g| g.policy.clone())),
     };
     // `agent=`: the user's consent, given on this page, becomes the agent's delegation —
     // unless its scope constraint is not within what the provider granted.

@@ -9,4 +9,7 @@ pub struct App {
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// What every runtime call of the app must satisfy (`PUT /v1/apps/{app_id}/policy`).
+    #[serde(default)]
+    pub policy: Option<crate::policy::Policy>,
 }

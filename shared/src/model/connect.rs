@@ -47,6 +47,9 @@ pub struct ConnectSession {
     pub repair_grant_id: Option<Uuid>,
     #[serde(default)]
     pub label: Option<String>,
+    /// `requested_grant.restrictions`: the new grant's methods and endpoints.
+    #[serde(default)]
+    pub restrictions: Option<crate::policy::Policy>,
     /// Whose grants this session makes: the user a verified `user_token` named, else the app.
     #[serde(default)]
     pub principal: Option<super::Principal>,

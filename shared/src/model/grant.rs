@@ -103,6 +103,9 @@ pub struct Grant {
     /// agent's (`child_id`), so a revocation reaches them without a lookup.
     #[serde(default)]
     pub delegated_agent_ids: Vec<Uuid>,
+    /// What every use of this grant (and of delegations made from it) must satisfy.
+    #[serde(default)]
+    pub policy: Option<crate::policy::Policy>,
 }
 
 /// Where a delegated grant comes from. The credential stays with the chain's root grant.

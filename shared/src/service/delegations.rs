@@ -64,6 +64,7 @@ pub fn child(
         }),
         delegable: terms.delegable,
         delegated_agent_ids: Vec::new(),
+        policy: None,
     }
 }
 
@@ -135,17 +136,24 @@ pub fn no_delegated_grant() -> ApiError {
     ApiError::not_found("no_delegated_grant", "delegated grant")
 }
 
+/// A delegation's chain as read: the grants above it (root first) and the root's credential
+/// item (OAuth tokens or the user's own key, which a delegation uses).
+#[derive(Default)]
+pub struct Chain {
+    pub ancestors: Vec<Grant>,
+    pub credential: Option<crate::store::Item>,
+}
+
 /// Every grant above `child` must still be active and unexpired, and the chain's root must
 /// still belong to the consenting user. One read of the whole chain, which also brings the
-/// root's credential item (OAuth tokens or the user's own key, which a delegation uses): it
-/// is answered.
+/// root's credential item.
 pub async fn check_chain(
     ctx: &crate::Ctx,
     child: &Grant,
     now: OffsetDateTime,
-) -> Result<Option<crate::store::Item>, ApiError> {
+) -> Result<Chain, ApiError> {
     let Some(d) = &child.delegation else {
-        return Ok(None);
+        return Ok(Chain::default());
     };
     let mut keys: Vec<_> = d
         .ancestors
@@ -163,6 +171,7 @@ pub async fn check_chain(
         None
     };
     let mut agents_above = Vec::new();
+    let mut ancestors = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let Some(item) = item else {
             return Err(no_delegated_grant());
@@ -175,13 +184,17 @@ pub async fn check_chain(
         if let Principal::Agent { agent_id } = g.principal {
             agents_above.push(agent_id);
         }
+        ancestors.push(g);
     }
     // An agent that passed the grant on must still be active: deleting or suspending it ends
     // what it passed on (one more read, only for onward delegations).
     if !agents_above.is_empty() && !agents_active(ctx, child.app_id, &agents_above).await? {
         return Err(no_delegated_grant().field("grant_id", json!(child.grant_id)));
     }
-    Ok(tokens)
+    Ok(Chain {
+        ancestors,
+        credential: tokens,
+    })
 }
 
 async fn agents_active(ctx: &crate::Ctx, app: Uuid, agents: &[Uuid]) -> Result<bool, ApiError> {

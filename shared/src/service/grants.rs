@@ -60,6 +60,7 @@ pub fn new_managed_secret_grant(
         delegation: None,
         delegable: false,
         delegated_agent_ids: Vec::new(),
+        policy: None,
     }
 }
 

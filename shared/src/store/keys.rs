@@ -120,6 +120,15 @@ pub fn connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
     key(format!("{app_id}#CONNECT#{ref_id}"), "CONNECT")
 }
 
+/// A policy quota's counter: one per subject (`grant:<id>`, `agent:<id>`), window kind and
+/// window start.
+pub fn quota_counter(app_id: Uuid, subject: &str, per: &str, window_start: i64) -> ItemKey {
+    key(
+        format!("{app_id}#QUOTA#{subject}#{per}#{window_start}"),
+        "QUOTA",
+    )
+}
+
 /// A managed-secret Connect session, by the reference derived from its token.
 pub fn secret_connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
     key(format!("{app_id}#MSCONNECT#{ref_id}"), "MSCONNECT")
