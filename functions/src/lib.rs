@@ -6,6 +6,7 @@ pub mod lambda;
 pub mod local;
 pub mod metrics;
 pub mod ops;
+pub mod proxy;
 pub mod routes;
 pub mod runtime;
 pub mod template;

@@ -6,20 +6,14 @@
 //! capped, the credential redacted). The nonce is spent before the call: a replay never
 //! repeats it.
 
+use crate::proxy::{self, Outgoing};
 use crate::runtime::{self, Addressing, Resolved, Target};
-use base64::Engine;
-use portcullis::model::secret::host_allowed;
-use portcullis::model::{Grant, GrantKind};
-use portcullis::oauth::refresh;
-use portcullis::outbound::{self, Refusal};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface, needs_touch};
-use portcullis::service::{grants, secrets, token};
-use portcullis::store::{Item, ItemKey, from_item, keys};
-use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx, wire};
+use portcullis::store::{Item, ItemKey, keys};
+use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::time::Instant;
 use uuid::Uuid;
 
 /// What this operation may do to AWS: its Lambda function's IAM policy.
@@ -44,43 +38,6 @@ pub struct Body {
     reason: Option<String>,
 }
 
-/// Caller headers the credential, or the proxy itself, owns (spec §7.4), refused with 422.
-const FORBIDDEN: &[&str] = &[
-    "host",
-    "authorization",
-    "proxy-authorization",
-    "authentication",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "x-auth-token",
-    "x-amz-security-token",
-    "x-amz-date",
-    "x-amz-content-sha256",
-    "x-goog-authorization",
-    "x-goog-iam-authorization-token",
-    "x-stripe-account",
-    "x-shopify-access-token",
-    "x-http-method",
-    "x-http-method-override",
-    "x-method-override",
-    // The connection's own framing.
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
-    "proxy-connection",
-];
-
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-
-/// The longest URL sent upstream, query included (what the hosted product's client sends).
-const MAX_URL: usize = 65_536;
-
 pub struct Op;
 
 impl Operation for Op {
@@ -102,10 +59,13 @@ impl Operation for Op {
     ) -> Result<Outcome, ApiError> {
         let app = call.caller.app();
         call.audit.reason = body.reason.as_ref().map(|r| r.chars().take(1024).collect());
-        let method = method(&body.method)?;
-        let headers = caller_headers(body.headers.unwrap_or_default())?;
-        let url = with_query(&body.url, body.query_params.as_ref())?;
-        let host = portcullis::destination::host_of(&url)?;
+        let out = Outgoing::new(
+            &body.method,
+            &body.url,
+            body.query_params.as_ref(),
+            body.headers.unwrap_or_default(),
+            body.body,
+        )?;
         let mut writes = Vec::new();
         let Resolved {
             grant,
@@ -118,118 +78,23 @@ impl Operation for Op {
             items,
             &mut writes,
             &Target {
-                method: &method,
-                url: &url,
+                method: &out.method,
+                url: &out.url,
                 proxy: true,
             },
         )
         .await?;
-        let injected = inject(ctx, call, &grant, credential, secret, &host).await?;
-        let parsed =
-            url::Url::parse(&url).map_err(|_| ApiError::validation("`url` does not parse"))?;
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        match outbound::check(&host, port).await {
-            Ok(()) => {}
-            Err(Refusal::Internal) => {
-                return Err(blocked(
-                    &host,
-                    call,
-                    "it is, or resolves to, an internal address",
-                ));
-            }
-            Err(Refusal::Unresolvable) => {
-                return Err(blocked(&host, call, "the name does not resolve"));
-            }
-        }
-
-        let payload = body
-            .body
-            .as_ref()
-            .map(|b| serde_json::to_vec(b).expect("JSON values serialise"));
-        let mut request = outbound::client().request(
-            http::Method::from_bytes(method.as_bytes()).map_err(|_| ApiError::internal())?,
-            parsed.clone(),
-        );
-        for (name, value) in &headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        if let Some(p) = &payload {
-            if !headers.contains_key("content-type") {
-                request = request.header("content-type", "application/json");
-            }
-            request = request.body(p.clone());
-        }
-        request = request.header(injected.header.as_str(), injected.value.as_str());
-        let started = Instant::now();
-        let sent = request.send().await;
-        let mut exchange = json!({
-            "kind": "proxy",
-            "method": method,
-            "url": wire::scrub_text(url.chars().take(2048).collect(), &injected.redact),
-            "request_headers": wire::safe_headers(&to_map(&headers)),
-            "request_body": wire::cap(body.body.clone()),
-        });
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                let (status, code, why) = if e.is_timeout() {
-                    (
-                        504,
-                        "upstream_timeout",
-                        "the upstream API did not answer in time",
-                    )
-                } else {
-                    (
-                        502,
-                        "upstream_unreachable",
-                        "the upstream API could not be reached",
-                    )
-                };
-                exchange["outcome"] = json!("network_error");
-                exchange["duration_ms"] = json!(started.elapsed().as_millis() as u64);
-                call.audit.detail = Some(wire::scrub(exchange, &injected.redact));
-                let mut err = ApiError::new(
-                    http::StatusCode::from_u16(status).expect("status"),
-                    code,
-                    why,
-                );
-                if e.is_timeout() {
-                    err = err.field("timeout_reason", json!("upstream_timeout"));
-                }
-                return Err(err.field("request_id", json!(call.req.request_id)));
-            }
-        };
-        let status = response.status().as_u16();
-        let answered_headers = response_headers(response.headers());
-        let (bytes, truncated) =
-            outbound::read_truncating(response, outbound::MAX_RESPONSE_BYTES).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        exchange["outcome"] = json!(if status < 400 {
-            "success"
-        } else {
-            "provider_error"
-        });
-        exchange["duration_ms"] = json!(duration_ms);
-        exchange["response_status"] = json!(status);
-        exchange["response_headers"] = json!(wire::safe_headers(&answered_headers));
-        exchange["response_body"] = wire::cap(Some(match std::str::from_utf8(&bytes) {
-            Ok(text) => Value::String(text.to_string()),
-            Err(_) => Value::String(format!("<binary body: {} bytes>", bytes.len())),
-        }));
-        exchange["response_truncated"] = json!(truncated);
-        call.audit.detail = Some(wire::scrub(exchange, &injected.redact));
-
-        let answer = json!({
-            "status_code": status,
-            "headers": answered_headers,
-            "body_b64": base64::engine::general_purpose::STANDARD.encode(&bytes),
-            "body_truncated": truncated,
-            "duration_ms": duration_ms,
-            // Set only when a 401/403 is known to come from the credential's shape (the SDK's
-            // contract); Portcullis cannot tell, so it never guesses.
-            "credential_hint": Value::Null,
-            "approval_id": Value::Null,
-        });
+        let (result, exchange) = proxy::execute(
+            ctx,
+            &grant,
+            credential,
+            secret,
+            &out,
+            call.req.request_id.as_str(),
+        )
+        .await;
+        call.audit.detail = exchange;
+        let answer = result?;
         let mut outcome =
             Outcome::respond(ApiResponse::ok(&answer).header("cache-control", "no-store"));
         outcome.writes = writes;
@@ -238,197 +103,6 @@ impl Operation for Op {
         }
         Ok(outcome)
     }
-}
-
-/// The credential as it is attached, and the strings that would reveal it.
-struct Injection {
-    header: String,
-    value: String,
-    redact: Vec<String>,
-}
-
-/// The grant's credential for a call to `host` (refused unless `host` is one of the grant's).
-async fn inject(
-    ctx: &Ctx,
-    call: &Call<'_>,
-    grant: &Grant,
-    credential: Option<Item>,
-    secret: Option<Item>,
-    host: &str,
-) -> Result<Injection, ApiError> {
-    match &grant.kind {
-        GrantKind::ManagedSecret { .. } => {
-            let injected = secrets::injected(ctx, grant, secret, credential)
-                .await?
-                .ok_or_else(|| grants::credential_erased(grant))?;
-            if !host_allowed(&injected.secret.allowed_hosts, host) {
-                return Err(blocked(
-                    host,
-                    call,
-                    "this secret is limited to its allowed hosts",
-                ));
-            }
-            let (header, format, token) =
-                token::injection(&injected.secret.template, &injected.value)
-                    .ok_or_else(ApiError::internal)?;
-            Ok(Injection {
-                value: format.replace("{token}", &token),
-                redact: wire::with_encodings(wire::revealing(&injected.value)),
-                header,
-            })
-        }
-        GrantKind::OAuth { hosts, .. } => {
-            if !host_allowed(hosts, host) {
-                return Err(blocked(
-                    host,
-                    call,
-                    "this provider's token may only be sent to its API hosts",
-                ));
-            }
-            let set = match credential {
-                Some(item) => Some(from_item(item)?),
-                None => grants::tokens_of(ctx, grant).await?,
-            };
-            let set = set.ok_or_else(|| grants::credential_erased(grant))?;
-            let fresh = refresh::fresh(ctx, grant, set, call.now).await?;
-            let access = fresh.secret.access_token.clone();
-            Ok(Injection {
-                value: format!("Bearer {access}"),
-                redact: wire::with_encodings(vec![access]),
-                header: "Authorization".into(),
-            })
-        }
-    }
-}
-
-fn blocked(host: &str, call: &Call<'_>, why: &str) -> ApiError {
-    ApiError::new(
-        http::StatusCode::UNPROCESSABLE_ENTITY,
-        "blocked_destination",
-        format!("`{host}` is not an allowed destination: {why}"),
-    )
-    .details(json!({ "host": host, "request_id": call.req.request_id }))
-}
-
-fn method(raw: &str) -> Result<String, ApiError> {
-    let m = raw.to_ascii_uppercase();
-    if METHODS.contains(&m.as_str()) {
-        Ok(m)
-    } else {
-        Err(ApiError::validation(format!(
-            "`method` must be one of {}",
-            METHODS.join(", ")
-        )))
-    }
-}
-
-/// RFC 9110 `tchar`.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// The caller's headers, lower-cased and checked: RFC 9110 names, no control characters in
-/// values, none that the credential or the connection owns.
-fn caller_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
-    if raw.len() > 100 {
-        return Err(ApiError::validation("at most 100 `headers`"));
-    }
-    let mut out = BTreeMap::new();
-    for (name, value) in raw {
-        if !is_token(&name) {
-            return Err(ApiError::validation(format!(
-                "`headers`: `{}` is not a valid header name",
-                name.chars().take(64).collect::<String>()
-            )));
-        }
-        let name = name.to_ascii_lowercase();
-        if FORBIDDEN.contains(&name.as_str()) || name.starts_with("proxy-") {
-            return Err(ApiError::new(
-                http::StatusCode::UNPROCESSABLE_ENTITY,
-                "forbidden_header",
-                format!("`{name}` is set by Portcullis, not by the caller: the credential is attached at execution"),
-            )
-            .field("header", json!(name)));
-        }
-        if value.len() > 8192 || value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
-            return Err(ApiError::validation(format!(
-                "`headers.{name}` must be at most 8 KiB without control characters"
-            )));
-        }
-        if out.insert(name.clone(), value).is_some() {
-            return Err(ApiError::validation(format!(
-                "`headers.{name}` is given twice (names are case-insensitive)"
-            )));
-        }
-    }
-    Ok(out)
-}
-
-/// The URL with `query_params` appended (lists repeat their name); at most 64 KiB in all.
-fn with_query(raw: &str, params: Option<&Map<String, Value>>) -> Result<String, ApiError> {
-    portcullis::destination::host_of(raw)?;
-    let mut url = url::Url::parse(raw).map_err(|_| ApiError::validation("`url` does not parse"))?;
-    url.set_fragment(None);
-    if let Some(params) = params.filter(|p| !p.is_empty()) {
-        let mut q = url.query_pairs_mut();
-        for (name, value) in params {
-            let values = match value {
-                Value::Array(items) => items.iter().collect(),
-                other => vec![other],
-            };
-            for v in values {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Null => continue,
-                    _ => {
-                        return Err(ApiError::validation(format!(
-                            "`query_params.{name}` must be a string, number, boolean or a list of them"
-                        )));
-                    }
-                };
-                q.append_pair(name, &text);
-            }
-        }
-    }
-    let url = url.to_string();
-    if url.len() > MAX_URL {
-        return Err(ApiError::new(
-            http::StatusCode::UNPROCESSABLE_ENTITY,
-            "query_too_long",
-            "the URL with its query parameters is longer than 65536 characters",
-        ));
-    }
-    Ok(url)
-}
-
-/// Response headers as the answer carries them: lower-case names, repeated ones joined.
-fn response_headers(h: &http::HeaderMap) -> Map<String, Value> {
-    let mut out: Map<String, Value> = Map::new();
-    for (name, value) in h {
-        let Ok(v) = value.to_str() else { continue };
-        match out.get_mut(name.as_str()) {
-            Some(Value::String(existing)) => {
-                existing.push_str(", ");
-                existing.push_str(v);
-            }
-            _ => {
-                out.insert(name.as_str().to_string(), Value::String(v.to_string()));
-            }
-        }
-    }
-    out
-}
-
-fn to_map(h: &BTreeMap<String, String>) -> Map<String, Value> {
-    h.iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect()
 }
 
 super::handler!(Op);
