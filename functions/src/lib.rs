@@ -2,6 +2,7 @@
 //! them, and the two adapters that feed them requests (API Gateway via Lambda, and the local
 //! HTTP server), and the deployment template generated from the route table.
 
+pub mod approvals;
 pub mod lambda;
 pub mod local;
 pub mod metrics;

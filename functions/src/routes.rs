@@ -34,6 +34,13 @@ routes! {
     // SDK API (alter-sdk compatible).
     POST "/sdk/token" => sdk_token,
     POST "/sdk/proxy" => sdk_proxy,
+    // The approver page (browser, unsigned: the gate link's token is the credential); before
+    // `/sdk/approvals/{approval_id}`, as the first route that matches wins.
+    GET "/sdk/approvals/decide" => web_approval_page,
+    GET "/sdk/approvals/{approval_id}" => sdk_approval_get,
+    GET "/sdk/approvals/{approval_id}/result" => sdk_approval_result,
+    POST "/sdk/approvals/decide/describe" => web_approval_describe,
+    POST "/sdk/approvals/decide" => web_approval_decide,
     POST "/sdk/oauth/audit/api-call" => sdk_audit_api_call,
     POST "/sdk/grants/list" => sdk_grants_list,
     POST "/sdk/oauth/grants/{grant_id}/revoke" => sdk_grant_revoke,
@@ -124,6 +131,8 @@ routes! {
     GET "/v1/apps/{app_id}/grants" => op_grants_list,
     DELETE "/v1/apps/{app_id}/grants/{grant_id}" => op_grant_revoke,
     GET "/v1/apps/{app_id}/audit" => op_audit_query,
+    GET "/v1/apps/{app_id}/approvals" => op_approvals_list,
+    POST "/v1/apps/{app_id}/approvals/{approval_id}/decide" => op_approval_decide,
 }
 
 pub fn by_name(name: &str) -> Option<&'static Route> {

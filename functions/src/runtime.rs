@@ -59,6 +59,9 @@ pub struct Resolved {
     pub credential: Option<Item>,
     /// The managed secret, when prefetched.
     pub secret: Option<Item>,
+    /// The approvals this call waits for, when a policy in force asks for them: the most
+    /// approvers any asks for, within the shortest wait.
+    pub approval: Option<policy::ApprovalRule>,
 }
 
 /// The call a grant is used for: made by Portcullis (proxy mode) or by the caller with the
@@ -214,12 +217,13 @@ pub async fn resolve(
             return Err(portcullis::rule::denied());
         }
     }
-    let counters = enforce(call, app_record.as_ref(), &grant, &chain, target)?;
+    let (counters, approval) = enforce(call, app_record.as_ref(), &grant, &chain, target)?;
     policy::count(ctx, &counters, call.now).await?;
     Ok(Resolved {
         grant,
         credential,
         secret,
+        approval,
     })
 }
 
@@ -232,7 +236,7 @@ fn enforce(
     grant: &Grant,
     chain: &[Grant],
     target: &Target<'_>,
-) -> Result<Vec<policy::Counter>, ApiError> {
+) -> Result<(Vec<policy::Counter>, Option<policy::ApprovalRule>), ApiError> {
     let app_id = call.caller.app();
     let mut policies: Vec<(&str, String, Policy)> = Vec::new();
     if let Some(p) = app.and_then(|a| a.policy.clone()) {
@@ -254,6 +258,13 @@ fn enforce(
             policies.push(("grant", format!("grant:{}", g.grant_id), p.clone()));
         }
     }
+    if !target.proxy && policies.iter().any(|(_, _, p)| p.approval.is_some()) {
+        return Err(ApiError::bad_request(
+            "hitl_grant_requires_proxy",
+            "calls with this grant may need a person's approval, which happens in proxy mode (POST /sdk/proxy)",
+        )
+        .field("grant_id", json!(grant.grant_id)));
+    }
     if !target.proxy && policies.iter().any(|(_, _, p)| p.restricts_calls()) {
         return Err(ApiError::bad_request(
             "restricted_grant_requires_proxy",
@@ -271,11 +282,26 @@ fn enforce(
         now: call.now,
     };
     let mut counters = Vec::new();
+    let mut approval: Option<policy::ApprovalRule> = None;
     for (whose, subject, p) in &policies {
         policy::check(p, whose, &facts)?;
         counters.extend(policy::counters(p, whose, app_id, subject, call.now));
+        if let Some(rule) = p
+            .approval
+            .as_ref()
+            .filter(|r| r.matches(target.method, &path))
+        {
+            approval = Some(match approval {
+                None => rule.clone(),
+                Some(a) => policy::ApprovalRule {
+                    approvers: a.approvers.max(rule.approvers),
+                    expires_in_seconds: a.expires_in_seconds.min(rule.expires_in_seconds),
+                    ..a
+                },
+            });
+        }
     }
-    Ok(counters)
+    Ok((counters, approval))
 }
 
 /// With a user token, a grant named by ID must be that user's or one of their groups':

@@ -12,6 +12,7 @@ pub const CONNECT_PAGE: &str = include_str!("../web/connect.html");
 pub const RESULT_PAGE: &str = include_str!("../web/result.html");
 pub const SIGNIN_PAGE: &str = include_str!("../web/signin.html");
 pub const SECRET_CONNECT_PAGE: &str = include_str!("../web/secret-connect.html");
+pub const APPROVAL_PAGE: &str = include_str!("../web/approval.html");
 /// Inlined into both pages (a CSP nonce covers inline code only).
 const PAGE_CSS: &str = include_str!("../web/page.css");
 const DELIVER_JS: &str = include_str!("../web/deliver.js");

@@ -30,6 +30,46 @@ pub struct Policy {
     /// Calls per fixed window (UTC minute, hour, day, calendar month).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<Vec<Quota>>,
+    /// Calls that wait for people to approve them (proxy mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    /// Methods that need approval; all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// Path patterns that need approval (as `allowed_endpoints`); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<String>>,
+    /// Distinct approvals needed, each by its own link (N of N), 1 to 5.
+    #[serde(default = "one")]
+    pub approvers: u8,
+    /// How long a request waits for its approvals: 60 s to 7 days, default 1 hour.
+    #[serde(default = "hour")]
+    pub expires_in_seconds: i64,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn hour() -> i64 {
+    3600
+}
+
+impl ApprovalRule {
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|m| m == method))
+            && self
+                .endpoints
+                .as_ref()
+                .is_none_or(|e| e.iter().any(|e| path_matches(e, path)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +179,28 @@ impl Policy {
                 }
                 (Some(_), Some(_)) | (None, None) => {}
                 _ => return Err(invalid(&f, "give both `from` and `to`, or neither")),
+            }
+        }
+        if let Some(a) = &mut p.approval {
+            let f = format!("{field}.approval");
+            if !(1..=5).contains(&a.approvers) || !(60..=604_800).contains(&a.expires_in_seconds) {
+                return Err(invalid(
+                    &f,
+                    "`approvers` is 1 to 5 and `expires_in_seconds` 60 to 604800",
+                ));
+            }
+            for m in a.methods.iter_mut().flatten() {
+                *m = m.to_ascii_uppercase();
+                if !METHODS.contains(&m.as_str()) {
+                    return Err(invalid(&f, format!("methods are {}", METHODS.join(", "))));
+                }
+            }
+            if a.endpoints
+                .iter()
+                .flatten()
+                .any(|p| !p.starts_with('/') || p.len() > 512)
+            {
+                return Err(invalid(&f, "endpoints are paths starting with `/`"));
             }
         }
         if let Some(q) = &p.quotas

@@ -38,6 +38,18 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
         "keyless: the session token names its app",
     ),
     (
+        "web_approval_page",
+        "a static page: the link's token in its fragment names the app",
+    ),
+    (
+        "web_approval_describe",
+        "keyless: the link's token names its app and approval (tests/it/approvals.rs)",
+    ),
+    (
+        "web_approval_decide",
+        "keyless: the link's token names its app and approval",
+    ),
+    (
         "web_auth_callback",
         "keyless: `state` is the credential and names its app",
     ),
@@ -132,6 +144,8 @@ const WALKED: &[&str] = &[
     "sdk_agent_key_revoke",
     "sdk_token",
     "sdk_proxy",
+    "sdk_approval_get",
+    "sdk_approval_result",
     "sdk_audit_api_call",
     "sdk_grants_list",
     "sdk_managed_secret_grant_create",
@@ -156,6 +170,8 @@ const WALKED: &[&str] = &[
     "op_my_key_revoke",
     "op_app_get",
     "op_app_policy_put",
+    "op_approvals_list",
+    "op_approval_decide",
     "op_app_keys_list",
     "op_app_key_create",
     "op_app_key_deprecate",
@@ -208,6 +224,25 @@ async fn sdk_routes_answer_a_foreign_app_like_a_missing_one() {
         .await;
     same(&foreign, &missing);
     assert_eq!(foreign.code(), "grant_not_found");
+    for tail in ["", "/result"] {
+        // Approvals are looked up under the caller's app only: any ID of another is unknown.
+        same(
+            &b.sdk(
+                env,
+                "GET",
+                &format!("/sdk/approvals/{}{tail}", Uuid::new_v4()),
+                Value::Null,
+            )
+            .await,
+            &b.sdk(
+                env,
+                "GET",
+                &format!("/sdk/approvals/{random}{tail}"),
+                Value::Null,
+            )
+            .await,
+        );
+    }
     let call = |g: &str| json!({"grant_id": g, "method": "GET", "url": "http://127.0.0.1:9/x"});
     same(
         &b.sdk(env, "POST", "/sdk/proxy", call(&a.grant_id)).await,
@@ -408,6 +443,12 @@ fn app_routes(a: &TestApp) -> Vec<(&'static str, String, Value)> {
             "PUT",
             "/policy".into(),
             json!({"ip_allowlist": ["10.0.0.0/8"]}),
+        ),
+        ("GET", "/approvals".into(), Value::Null),
+        (
+            "POST",
+            format!("/approvals/{k}/decide"),
+            json!({"decision": "approve"}),
         ),
     ]
 }

@@ -6,13 +6,15 @@
 //! capped, the credential redacted). The nonce is spent before the call: a replay never
 //! repeats it.
 
+use crate::approvals;
 use crate::proxy::{self, Outgoing};
 use crate::runtime::{self, Addressing, Resolved, Target};
 use portcullis::pipeline::{Access, Call, Operation, Outcome, Surface, needs_touch};
-use portcullis::store::{Item, ItemKey, keys};
+use portcullis::service;
+use portcullis::store::{Condition, Item, ItemKey, Write, keys};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -71,6 +73,7 @@ impl Operation for Op {
             grant,
             credential,
             secret,
+            approval,
         } = runtime::resolve(
             ctx,
             call,
@@ -84,6 +87,26 @@ impl Operation for Op {
             },
         )
         .await?;
+        // A call that needs approval waits (202); the decision that completes it makes it.
+        if let Some(rule) = approval {
+            let (a, links) = approvals::create(ctx, call, &grant, &out, &rule)?;
+            call.audit.resource_type = Some("approval".into());
+            call.audit.resource_id = Some(a.approval_id.to_string());
+            call.audit.detail = Some(json!({
+                "kind": "proxy", "approval": "pending", "method": out.method, "gates": a.gates.len(),
+            }));
+            let answer = service::approvals::pending_view(&a, &links, call.now);
+            writes.push(Write::Put {
+                item: service::approvals::item(&a),
+                condition: Some(Condition::absent()),
+            });
+            return Ok(Outcome::with_writes(
+                ApiResponse::json(http::StatusCode::ACCEPTED, &answer)
+                    .header("cache-control", "no-store"),
+                writes,
+                ApiError::conflict("write_conflict", "retry"),
+            ));
+        }
         let (result, exchange) = proxy::execute(
             ctx,
             &grant,

@@ -74,6 +74,7 @@ impl Operation for Op {
             grant,
             credential,
             secret,
+            ..
         } = runtime::resolve(
             ctx,
             call,

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod approval;
 pub mod connect;
 pub mod grant;
 pub mod idp;

@@ -2,6 +2,7 @@
 //! pipeline commits together with the audit row.
 
 pub mod agents;
+pub mod approvals;
 pub mod delegations;
 pub mod grants;
 pub mod keys;

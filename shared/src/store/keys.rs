@@ -129,6 +129,15 @@ pub fn quota_counter(app_id: Uuid, subject: &str, per: &str, window_start: i64) 
     )
 }
 
+/// A proxy call waiting for approval, by its (first gate's) approval ID.
+pub fn approval(app_id: Uuid, approval_id: Uuid) -> ItemKey {
+    key(format!("{app_id}#APPROVAL#{approval_id}"), "APPROVAL")
+}
+
+pub fn app_approvals_index(app_id: Uuid) -> String {
+    format!("{app_id}#APPROVALS")
+}
+
 /// A managed-secret Connect session, by the reference derived from its token.
 pub fn secret_connect_session(app_id: Uuid, ref_id: &str) -> ItemKey {
     key(format!("{app_id}#MSCONNECT#{ref_id}"), "MSCONNECT")
