@@ -34,6 +34,7 @@ routes! {
     // SDK API (alter-sdk compatible).
     POST "/sdk/token" => sdk_token,
     POST "/sdk/proxy" => sdk_proxy,
+    POST "/sdk/spans" => sdk_spans,
     // The approver page (browser, unsigned: the gate link's token is the credential); before
     // `/sdk/approvals/{approval_id}`, as the first route that matches wins.
     GET "/sdk/approvals/decide" => web_approval_page,
@@ -131,6 +132,7 @@ routes! {
     GET "/v1/apps/{app_id}/grants" => op_grants_list,
     DELETE "/v1/apps/{app_id}/grants/{grant_id}" => op_grant_revoke,
     GET "/v1/apps/{app_id}/audit" => op_audit_query,
+    GET "/v1/apps/{app_id}/traces/{trace_id}" => op_trace_get,
     GET "/v1/apps/{app_id}/approvals" => op_approvals_list,
     POST "/v1/apps/{app_id}/approvals/{approval_id}/decide" => op_approval_decide,
 }

@@ -38,6 +38,10 @@ const NO_APP_RESOURCE: &[(&str, &str)] = &[
         "keyless: the session token names its app",
     ),
     (
+        "sdk_spans",
+        "writes under the caller's own app; traces are read per app (tests/it/runtime.rs)",
+    ),
+    (
         "web_approval_page",
         "a static page: the link's token in its fragment names the app",
     ),
@@ -171,6 +175,7 @@ const WALKED: &[&str] = &[
     "op_app_get",
     "op_app_policy_put",
     "op_approvals_list",
+    "op_trace_get",
     "op_approval_decide",
     "op_app_keys_list",
     "op_app_key_create",
@@ -445,6 +450,7 @@ fn app_routes(a: &TestApp) -> Vec<(&'static str, String, Value)> {
             json!({"ip_allowlist": ["10.0.0.0/8"]}),
         ),
         ("GET", "/approvals".into(), Value::Null),
+        ("GET", "/traces/some-trace".into(), Value::Null),
         (
             "POST",
             format!("/approvals/{k}/decide"),

@@ -660,3 +660,58 @@ async fn a_call_that_never_reached_the_provider_is_still_audited() {
     let rows = app.audit(env, "action=sdk_audit_api_call").await;
     assert_eq!(rows.len(), 1);
 }
+
+#[tokio::test]
+async fn spans_are_stored_once_per_trace_and_span_and_read_by_operators() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let trace = format!("run-{}", uuid::Uuid::new_v4().simple());
+    let batch = json!({"spans": [
+        {"trace_id": trace, "span_id": "s1", "name": "plan", "start_time": "2026-12-04T10:00:00Z",
+         "end_time": "2026-12-04T10:00:01Z", "attributes": {"tool": "search"}},
+        {"trace_id": trace, "name": "act", "start_time": "2026-12-04T10:00:02Z", "parent_span_id": "s1"},
+    ]});
+    let first = app.sdk(env, "POST", "/sdk/spans", batch.clone()).await;
+    assert_eq!(first.ok()["accepted"], 2);
+    // A retried batch: the span with its own ID is absorbed.
+    let again = app.sdk(env, "POST", "/sdk/spans", batch).await;
+    assert_eq!(again.ok()["accepted"], 1);
+    let read = app
+        .org
+        .op(
+            env,
+            "GET",
+            &format!("/v1/apps/{}/traces/{trace}", app.app_id),
+            Value::Null,
+        )
+        .await;
+    let spans = read.ok()["spans"].as_array().unwrap().clone();
+    assert_eq!(spans.len(), 3);
+    assert_eq!(
+        (&spans[0]["name"], &spans[0]["attributes"]["tool"]),
+        (&json!("plan"), &json!("search"))
+    );
+    // Bad batches are refused whole.
+    for bad in [
+        json!({"spans": []}),
+        json!({"spans": [{"trace_id": trace, "name": "x", "start_time": "2026-12-04T10:00:02Z", "end_time": "2026-12-04T10:00:01Z"}]}),
+        json!({"spans": [{"trace_id": "", "name": "x", "start_time": "2026-12-04T10:00:02Z"}]}),
+        json!({"spans": (0..51).map(|i| json!({"trace_id": "t", "name": format!("n{i}"), "start_time": "2026-12-04T10:00:00Z"})).collect::<Vec<_>>()}),
+    ] {
+        app.sdk(env, "POST", "/sdk/spans", bad)
+            .await
+            .expect(422, "validation_error");
+    }
+    // Another app's operators see nothing of this trace (as of any unknown one).
+    let other = app_fixture().await;
+    let foreign = other
+        .org
+        .op(
+            env,
+            "GET",
+            &format!("/v1/apps/{}/traces/{trace}", other.app_id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(foreign.ok()["spans"], json!([]));
+}

@@ -129,6 +129,14 @@ pub fn quota_counter(app_id: Uuid, subject: &str, per: &str, window_start: i64) 
     )
 }
 
+/// A span an agent sent (`/sdk/spans`), under its trace.
+pub fn span(app_id: Uuid, trace_id: &str, span_id: &str) -> ItemKey {
+    key(
+        format!("{app_id}#TRACE#{trace_id}"),
+        &format!("SPAN#{span_id}"),
+    )
+}
+
 /// A proxy call waiting for approval, by its (first gate's) approval ID.
 pub fn approval(app_id: Uuid, approval_id: Uuid) -> ItemKey {
     key(format!("{app_id}#APPROVAL#{approval_id}"), "APPROVAL")
