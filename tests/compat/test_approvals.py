@@ -49,3 +49,37 @@ def test_a_call_waits_for_approval_and_the_sdk_gets_its_result(tenant, echo):
     assert result.status_code == 200
     assert result.body_json()["headers"]["authorization"] == f"Bearer {tenant.token}"
     assert len([p for p in echo.seen if p == "/refunds"]) == 1
+
+
+def test_an_approver_decides_on_the_page_in_a_browser(tenant, echo):
+    import json as json_mod
+    import os
+    import subprocess
+
+    from conftest import ROOT
+    from test_connect_browser import CHROMIUM
+
+    grant = grant_with_policy(tenant, {"approval": {}})
+
+    async def ask():
+        async with App(api_key=tenant.api_key, caller="billing-bot") as app:
+            return await app.proxy_request("POST", f"{echo.url}/refunds", grant_id=grant, json={"amount": 7}, reason="customer asked")
+
+    pending = asyncio.run(ask())
+    done = subprocess.run(
+        ["node", str(ROOT / "tests" / "browser" / "approve.mjs"), pending.approval_url, "approve"],
+        capture_output=True, text=True, timeout=90, env={**os.environ, "CHROMIUM": CHROMIUM},
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json_mod.loads(done.stdout.strip().splitlines()[-1])
+    assert "error" not in seen, seen
+    assert "billing-bot" in seen["shown"]["title"] and "customer asked" in seen["shown"]["details"]
+    assert "/refunds" in seen["shown"]["details"] and tenant.token not in json_mod.dumps(seen)
+    assert not seen["shown"]["url_has_token"] and seen["console_errors"] == []
+    assert seen["outcome"] == "Approved. The call was made."
+
+    async def result():
+        async with App(api_key=tenant.api_key) as app:
+            return await app.await_approval(str(pending.approval_id), timeout=10, poll_interval=0.5)
+
+    assert asyncio.run(result()).status_code == 200
