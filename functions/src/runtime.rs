@@ -208,8 +208,10 @@ pub async fn resolve(
         chain = c.ancestors;
     }
     if let Some(rule) = &call.caller.request_rule {
+        // A retrieved credential may be used for any method: there a method condition counts
+        // as met (fail closed); in proxy mode the method is the one Portcullis sends.
         let facts = portcullis::rule::Facts {
-            method: Some(target.method),
+            method: target.proxy.then_some(target.method),
             provider_id: grant.kind.provider_id(),
             grant_id: &grant.grant_id.to_string(),
         };

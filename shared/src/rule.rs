@@ -47,7 +47,7 @@ impl RequestRule {
                 return Err(ApiError::new(
                     http::StatusCode::UNPROCESSABLE_ENTITY,
                     "request_rule_unsupported",
-                    "content_match rules need proxy mode with provider specifications, which this server does not offer yet",
+                    "content_match rules are not supported: use json_match deny rules",
                 ));
             }
             _ => return Err(invalid("`rule_type` must be json_match")),

@@ -342,3 +342,50 @@ async fn grants_resolve_as_for_retrieval() {
     .expect(403, "grant_revoked");
     assert_eq!(up.hits(), hits);
 }
+
+#[tokio::test]
+async fn a_requests_own_deny_rule_sees_the_method_portcullis_sends() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let rule = URL_SAFE_NO_PAD.encode(
+        r#"{"rule_type":"json_match","rule_body":{"when":{"method":"POST"},"effect":"deny"}}"#,
+    );
+    let send = |method: &str| {
+        let body =
+            json!({"grant_id": app.grant_id, "method": method, "url": format!("{}/x", up.url)});
+        let bytes = body_bytes(&body);
+        let mut req = signed_at(&app.key, "POST", "/sdk/proxy", &bytes, now());
+        // The rule is signed (it is part of the string to sign): sign it in.
+        let h = |n: &str| req.header(n).unwrap().to_string();
+        let (ts, nonce, sha) = (
+            h("x-alter-timestamp"),
+            h("x-alter-nonce"),
+            h("x-alter-content-sha256"),
+        );
+        let parts = portcullis::signing::SignedParts {
+            method: "POST",
+            target: "/sdk/proxy",
+            timestamp: &ts,
+            nonce: &nonce,
+            content_sha256: &sha,
+            scope_constraints: "",
+            request_rule: &rule,
+            caller: "",
+            caller_type: "",
+            actor_id: "",
+            actor_context: "",
+        };
+        let signature = portcullis::signing::sign(
+            &portcullis::apikey::signing_key(&app.key),
+            &parts.string_to_sign(),
+        );
+        set(&mut req, "x-alter-request-rule", &rule);
+        set(&mut req, "x-alter-signature", &signature);
+        env.send(req)
+    };
+    send("GET").await.ok();
+    send("POST").await.expect(403, "request_rule_denied");
+    assert_eq!(up.hits(), 1);
+}
