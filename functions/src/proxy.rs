@@ -127,13 +127,34 @@ pub async fn execute(
     for (name, value) in &out.headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    if let Some(b) = &out.body {
+    let payload = out
+        .body
+        .as_ref()
+        .map(|b| serde_json::to_vec(b).expect("JSON values serialise"))
+        .unwrap_or_default();
+    if out.body.is_some() {
         if !out.headers.contains_key("content-type") {
             request = request.header("content-type", "application/json");
         }
-        request = request.body(serde_json::to_vec(b).expect("JSON values serialise"));
+        request = request.body(payload.clone());
     }
-    request = request.header(injected.header.as_str(), injected.value.as_str());
+    match &injected.attach {
+        Attach::Header { name, value } => {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        Attach::Aws {
+            region,
+            service,
+            value,
+        } => match sigv4_headers(out, &payload, region, service, value) {
+            Ok(headers) => {
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+            }
+            Err(e) => return (Err(e), None),
+        },
+    }
     let started = Instant::now();
     let sent = request.send().await;
     let mut exchange = json!({
@@ -205,11 +226,88 @@ pub async fn execute(
     (Ok(answer), Some(wire::scrub(exchange, &injected.redact)))
 }
 
-/// The credential as it is attached, and the strings that would reveal it.
+/// How the credential goes on the request, and the strings that would reveal it.
 struct Injection {
-    header: String,
-    value: String,
+    attach: Attach,
     redact: Vec<String>,
+}
+
+enum Attach {
+    Header {
+        name: String,
+        value: String,
+    },
+    /// Signed per request (AWS Signature Version 4).
+    Aws {
+        region: String,
+        service: String,
+        value: portcullis::model::SecretValue,
+    },
+}
+
+/// The SigV4 headers for this exact request (`authorization`, `x-amz-date`, and the session
+/// token and payload hash when they apply).
+fn sigv4_headers(
+    out: &Outgoing,
+    payload: &[u8],
+    region: &str,
+    service: &str,
+    value: &portcullis::model::SecretValue,
+) -> Result<Vec<(String, String)>, ApiError> {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
+    };
+    let portcullis::model::SecretValue::Aws {
+        access_key_id,
+        secret_access_key,
+        session_token,
+    } = value
+    else {
+        return Err(ApiError::internal());
+    };
+    let identity = aws_credential_types::Credentials::new(
+        access_key_id,
+        secret_access_key,
+        session_token.clone(),
+        None,
+        "portcullis",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    }
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|_| ApiError::internal())?
+        .into();
+    let mut headers: Vec<(&str, &str)> = out
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if !payload.is_empty() && !out.headers.contains_key("content-type") {
+        headers.push(("content-type", "application/json"));
+    }
+    let signable = SignableRequest::new(
+        &out.method,
+        out.url.as_str(),
+        headers.into_iter(),
+        SignableBody::Bytes(payload),
+    )
+    .map_err(|_| ApiError::validation("the request cannot be signed for AWS"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|_| ApiError::internal())?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
 }
 
 /// The grant's credential for a call to `host` (refused unless `host` is one of the grant's).
@@ -233,13 +331,28 @@ async fn inject(
                     "this secret is limited to its allowed hosts",
                 ));
             }
-            let (header, format, token) =
+            let redact = wire::with_encodings(wire::revealing(&injected.value));
+            if let portcullis::model::Template::AwsSigv4 { region, service } =
+                &injected.secret.template
+            {
+                return Ok(Injection {
+                    attach: Attach::Aws {
+                        region: region.clone(),
+                        service: service.clone(),
+                        value: injected.value.clone(),
+                    },
+                    redact,
+                });
+            }
+            let (name, format, token) =
                 token::injection(&injected.secret.template, &injected.value)
                     .ok_or_else(ApiError::internal)?;
             Ok(Injection {
-                value: format.replace("{token}", &token),
-                redact: wire::with_encodings(wire::revealing(&injected.value)),
-                header,
+                attach: Attach::Header {
+                    name,
+                    value: format.replace("{token}", &token),
+                },
+                redact,
             })
         }
         GrantKind::OAuth { hosts, .. } => {
@@ -258,9 +371,11 @@ async fn inject(
             let fresh = refresh::fresh(ctx, grant, set, OffsetDateTime::now_utc()).await?;
             let access = fresh.secret.access_token.clone();
             Ok(Injection {
-                value: format!("Bearer {access}"),
+                attach: Attach::Header {
+                    name: "Authorization".into(),
+                    value: format!("Bearer {access}"),
+                },
                 redact: wire::with_encodings(vec![access]),
-                header: "Authorization".into(),
             })
         }
     }

@@ -15,6 +15,13 @@ pub fn revealing(value: &SecretValue) -> Vec<String> {
     match value {
         SecretValue::Token { token } => vec![token.clone()],
         SecretValue::ApiKey { api_key } => vec![api_key.clone()],
+        SecretValue::Aws {
+            secret_access_key,
+            session_token,
+            ..
+        } => std::iter::once(secret_access_key.clone())
+            .chain(session_token.clone())
+            .collect(),
         SecretValue::Basic { username, password } => vec![
             password.clone(),
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),

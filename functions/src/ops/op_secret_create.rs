@@ -21,6 +21,9 @@ pub struct Body {
     name: String,
     template: String,
     header_name: Option<String>,
+    /// `aws_sigv4` secrets: the region and service requests are signed for.
+    aws_region: Option<String>,
+    aws_service: Option<String>,
     allowed_hosts: Vec<String>,
     value: ValueInput,
 }
@@ -45,7 +48,14 @@ impl Operation for Op {
     ) -> Result<Outcome, ApiError> {
         let app = app_of(call);
         let name = validate::name("name", &body.name, 100)?;
-        let template = secrets::template_for(&body.template, body.header_name.as_deref())?;
+        let aws = match (&body.aws_region, &body.aws_service) {
+            (None, None) => None,
+            (r, s) => Some((
+                r.as_deref().unwrap_or_default(),
+                s.as_deref().unwrap_or_default(),
+            )),
+        };
+        let template = secrets::template_for(&body.template, body.header_name.as_deref(), aws)?;
         let allowed_hosts = validate::allowed_hosts(&body.allowed_hosts)?;
         let value = secrets::value_for(&template, body.value)?;
         // First free slug among name, name-2, … name-10 (read together in one round trip).

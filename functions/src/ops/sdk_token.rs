@@ -147,6 +147,13 @@ async fn managed_secret_answer(
     let injected = secrets::injected(ctx, grant, secret, own_key)
         .await?
         .ok_or_else(|| grants::credential_erased(grant))?;
+    if let portcullis::model::Template::AwsSigv4 { .. } = injected.secret.template {
+        return Err(ApiError::bad_request(
+            "restricted_grant_requires_proxy",
+            "an AWS secret signs each request (SigV4), which Portcullis does in proxy mode (POST /sdk/proxy)",
+        )
+        .field("grant_id", json!(grant.grant_id)));
+    }
     if !host_allowed(&injected.secret.allowed_hosts, host) {
         return Err(blocked(
             host,

@@ -108,6 +108,10 @@ fn fields(t: &Template) -> Value {
     match t {
         Template::Bearer => json!([{"name": "token", "label": "API token", "secret": true}]),
         Template::ApiKey { .. } => json!([{"name": "api_key", "label": "API key", "secret": true}]),
+        Template::AwsSigv4 { .. } => json!([
+            {"name": "access_key_id", "label": "Access key ID", "secret": false},
+            {"name": "secret_access_key", "label": "Secret access key", "secret": true},
+        ]),
         Template::Basic => json!([
             {"name": "username", "label": "Username", "secret": false},
             {"name": "password", "label": "Password", "secret": true},

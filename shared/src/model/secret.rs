@@ -13,6 +13,9 @@ pub enum Template {
     ApiKey { header: String },
     /// `Authorization: Basic base64(username:password)`.
     Basic,
+    /// AWS Signature Version 4, computed for each request (proxy mode only: a signature
+    /// covers one request, so there is nothing to hand out).
+    AwsSigv4 { region: String, service: String },
 }
 
 impl Template {
@@ -21,6 +24,7 @@ impl Template {
             Template::Bearer => "bearer",
             Template::ApiKey { .. } => "api_key",
             Template::Basic => "basic",
+            Template::AwsSigv4 { .. } => "aws_sigv4",
         }
     }
 
@@ -30,6 +34,7 @@ impl Template {
             Template::Bearer => "bearer",
             Template::ApiKey { .. } => "api-key",
             Template::Basic => "basic",
+            Template::AwsSigv4 { .. } => "aws-sigv4",
         }
     }
 }
@@ -38,9 +43,22 @@ impl Template {
 #[derive(Clone, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(untagged)]
 pub enum SecretValue {
-    Basic { username: String, password: String },
-    Token { token: String },
-    ApiKey { api_key: String },
+    Aws {
+        access_key_id: String,
+        secret_access_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_token: Option<String>,
+    },
+    Basic {
+        username: String,
+        password: String,
+    },
+    Token {
+        token: String,
+    },
+    ApiKey {
+        api_key: String,
+    },
 }
 
 impl std::fmt::Debug for SecretValue {

@@ -19,6 +19,9 @@ pub struct ValueInput {
     pub api_key: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for ValueInput {
@@ -34,56 +37,104 @@ pub fn value_for(template: &Template, v: ValueInput) -> Result<SecretValue, ApiE
             template.name()
         ))
     };
-    match (template, v) {
-        (
-            Template::Bearer,
-            ValueInput {
-                token: Some(token),
-                api_key: None,
-                username: None,
-                password: None,
-            },
-        ) => {
-            validate::header_safe("value.token", &token)?;
-            Ok(SecretValue::Token { token })
-        }
-        (Template::Bearer, _) => Err(wrong("{\"token\": \"…\"}")),
-        (
-            Template::ApiKey { .. },
-            ValueInput {
-                api_key: Some(api_key),
-                token: None,
-                username: None,
-                password: None,
-            },
-        ) => {
-            validate::header_safe("value.api_key", &api_key)?;
-            Ok(SecretValue::ApiKey { api_key })
-        }
-        (Template::ApiKey { .. }, _) => Err(wrong("{\"api_key\": \"…\"}")),
-        (
-            Template::Basic,
-            ValueInput {
-                username: Some(username),
-                password: Some(password),
-                token: None,
-                api_key: None,
-            },
-        ) => {
-            if username.is_empty() || username.contains(':') {
-                return Err(ApiError::validation(
-                    "`value.username` must be non-empty and contain no `:`",
-                ));
+    let ValueInput {
+        token,
+        api_key,
+        username,
+        password,
+        access_key_id,
+        secret_access_key,
+        session_token,
+    } = v;
+    let aws = access_key_id.is_some() || secret_access_key.is_some() || session_token.is_some();
+    match template {
+        Template::Bearer => match (token, api_key, username, password, aws) {
+            (Some(token), None, None, None, false) => {
+                validate::header_safe("value.token", &token)?;
+                Ok(SecretValue::Token { token })
             }
-            validate::header_safe("value.username", &username)?;
-            validate::header_safe("value.password", &password)?;
-            Ok(SecretValue::Basic { username, password })
-        }
-        (Template::Basic, _) => Err(wrong("{\"username\": \"…\", \"password\": \"…\"}")),
+            _ => Err(wrong("{\"token\": \"…\"}")),
+        },
+        Template::ApiKey { .. } => match (token, api_key, username, password, aws) {
+            (None, Some(api_key), None, None, false) => {
+                validate::header_safe("value.api_key", &api_key)?;
+                Ok(SecretValue::ApiKey { api_key })
+            }
+            _ => Err(wrong("{\"api_key\": \"…\"}")),
+        },
+        Template::Basic => match (token, api_key, username, password, aws) {
+            (None, None, Some(username), Some(password), false) => {
+                if username.is_empty() || username.contains(':') {
+                    return Err(ApiError::validation(
+                        "`value.username` must be non-empty and contain no `:`",
+                    ));
+                }
+                validate::header_safe("value.username", &username)?;
+                validate::header_safe("value.password", &password)?;
+                Ok(SecretValue::Basic { username, password })
+            }
+            _ => Err(wrong("{\"username\": \"…\", \"password\": \"…\"}")),
+        },
+        Template::AwsSigv4 { .. } => match (token, api_key, username, password) {
+            (None, None, None, None) => {
+                let (Some(access_key_id), Some(secret_access_key)) =
+                    (access_key_id, secret_access_key)
+                else {
+                    return Err(wrong(
+                        "{\"access_key_id\": \"…\", \"secret_access_key\": \"…\", \"session_token\"?: \"…\"}",
+                    ));
+                };
+                validate::header_safe("value.access_key_id", &access_key_id)?;
+                validate::header_safe("value.secret_access_key", &secret_access_key)?;
+                if let Some(t) = &session_token {
+                    validate::header_safe("value.session_token", t)?;
+                }
+                Ok(SecretValue::Aws {
+                    access_key_id,
+                    secret_access_key,
+                    session_token,
+                })
+            }
+            _ => Err(wrong("AWS keys")),
+        },
     }
 }
 
-pub fn template_for(name: &str, header_name: Option<&str>) -> Result<Template, ApiError> {
+/// The template named at creation; an `aws_sigv4` secret also names its region and service.
+pub fn template_for(
+    name: &str,
+    header_name: Option<&str>,
+    aws: Option<(&str, &str)>,
+) -> Result<Template, ApiError> {
+    let label = |field: &str, v: &str| {
+        let ok = (1..=64).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then(|| v.to_string()).ok_or_else(|| {
+            ApiError::validation(format!(
+                "`{field}` is lowercase letters, digits and hyphens"
+            ))
+        })
+    };
+    match (name, aws) {
+        ("aws_sigv4", Some((region, service))) if header_name.is_none() => {
+            return Ok(Template::AwsSigv4 {
+                region: label("aws_region", region)?,
+                service: label("aws_service", service)?,
+            });
+        }
+        ("aws_sigv4", _) => {
+            return Err(ApiError::validation(
+                "an `aws_sigv4` secret needs `aws_region` and `aws_service`, and no `header_name`",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::validation(
+                "`aws_region` and `aws_service` are only for `aws_sigv4` secrets",
+            ));
+        }
+        _ => {}
+    }
     match (name, header_name) {
         ("bearer", None) => Ok(Template::Bearer),
         ("basic", None) => Ok(Template::Basic),
@@ -97,7 +148,7 @@ pub fn template_for(name: &str, header_name: Option<&str>) -> Result<Template, A
             "`header_name` is only for `api_key` secrets",
         )),
         _ => Err(ApiError::validation(
-            "`template` must be one of bearer, api_key, basic",
+            "`template` must be one of bearer, api_key, basic, aws_sigv4",
         )),
     }
 }
