@@ -73,6 +73,9 @@ enum Command {
     /// Grants (OAuth and managed-secret) of an app.
     #[command(subcommand)]
     Grants(Grants),
+    /// Proxy calls waiting for approval: list them (with the approvers' links), decide one.
+    #[command(subcommand)]
+    Approvals(Approvals),
     /// OAuth provider configurations of an app. The configuration, client secret included,
     /// is read as JSON on stdin, never from arguments.
     #[command(subcommand)]
@@ -124,6 +127,27 @@ enum Apps {
     /// Sets the app's policy document (docs/policies.md) from stdin; `{}` removes it.
     Policy {
         app_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Approvals {
+    List {
+        #[command(flatten)]
+        app: AppArg,
+        /// pending, executed, denied, expired, failed, executing
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Decide {
+        #[command(flatten)]
+        app: AppArg,
+        approval_id: String,
+        /// approve or deny
+        #[arg(long)]
+        decision: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -401,6 +425,33 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                 "DELETE",
                 format!("/v1/apps/{}/keys/{}", enc(&app.app), enc(&key_id)),
                 None,
+            ),
+        },
+        Command::Approvals(a) => match a {
+            Approvals::List { app, status } => (
+                "GET",
+                format!(
+                    "/v1/apps/{}/approvals{}",
+                    enc(&app.app),
+                    status
+                        .map(|s| format!("?status={}", enc(&s)))
+                        .unwrap_or_default()
+                ),
+                None,
+            ),
+            Approvals::Decide {
+                app,
+                approval_id,
+                decision,
+                reason,
+            } => (
+                "POST",
+                format!(
+                    "/v1/apps/{}/approvals/{}/decide",
+                    enc(&app.app),
+                    enc(&approval_id)
+                ),
+                Some(json!({"decision": decision, "reason": reason})),
             ),
         },
         Command::Secrets(s) => match s {

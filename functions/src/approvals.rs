@@ -15,22 +15,21 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// A new approval for `out` with `grant`: the record and each gate's link.
-pub fn create(
+/// A new approval for `out` with `grant`, its gates' link tokens sealed for operators.
+pub async fn create(
     ctx: &Ctx,
     call: &Call<'_>,
     grant: &Grant,
     out: &Outgoing,
     rule: &ApprovalRule,
-) -> Result<(Approval, Vec<String>), ApiError> {
+) -> Result<Approval, ApiError> {
     let app = call.caller.app();
     let approval_id = Uuid::new_v4();
-    let public = ctx.public_url(call.req)?;
     let mut gates = Vec::new();
-    let mut links = Vec::new();
+    let mut tokens = Vec::new();
     for n in 0..usize::from(rule.approvers) {
         let (token, token_hash) = approvals::new_token(app, approval_id, n);
-        links.push(format!("{public}/sdk/approvals/decide#token={token}"));
+        tokens.push(token);
         gates.push(Gate {
             approval_id: if n == 0 { approval_id } else { Uuid::new_v4() },
             token_hash,
@@ -40,7 +39,7 @@ pub fn create(
         });
     }
     let expires_at = call.now + time::Duration::seconds(rule.expires_in_seconds);
-    let a = Approval {
+    let mut a = Approval {
         app_id: app,
         approval_id,
         group_id: Uuid::new_v4(),
@@ -62,20 +61,59 @@ pub fn create(
         decision_reason: None,
         executed_at: None,
         execution_error: None,
+        links: None,
+        claimed_at: None,
         result: None,
         result_taken: false,
         version: 0,
         ttl: (expires_at + time::Duration::days(30)).unix_timestamp(),
     };
-    Ok((a, links))
+    let sealed = ctx
+        .sealer
+        .seal(
+            app,
+            &a.links_aad(),
+            serde_json::to_vec(&tokens).expect("strings").as_slice(),
+        )
+        .await?;
+    a.links = Some(sealed);
+    Ok(a)
+}
+
+/// The approvers' links of the gates still waiting (operators hand them out).
+pub async fn pending_links(ctx: &Ctx, a: &Approval, public: &str) -> Result<Vec<Value>, ApiError> {
+    let Some(sealed) = &a.links else {
+        return Ok(Vec::new());
+    };
+    let plain = ctx.sealer.open(a.app_id, &a.links_aad(), sealed).await?;
+    let tokens: Vec<String> = serde_json::from_slice(&plain).map_err(|_| ApiError::internal())?;
+    Ok(a.gates
+        .iter()
+        .zip(tokens)
+        .enumerate()
+        .filter(|(_, (g, _))| g.status == GateState::Pending)
+        .map(|(n, (g, t))| {
+            json!({"gate": n + 1, "approval_id": g.approval_id,
+                   "approval_url": format!("{public}/sdk/approvals/decide#token={t}")})
+        })
+        .collect())
 }
 
 /// What a person deciding sees: who asks, for what call, why, and how far the group is.
 pub fn describe(a: &Approval, app_name: &str, gate: usize, now: OffsetDateTime) -> Value {
     let request = a.request.clone().unwrap_or_default();
-    let headers = request["headers"]
+    // Every header is named; the values of those that may carry secrets are not shown.
+    let headers: serde_json::Map<String, Value> = request["headers"]
         .as_object()
-        .map(portcullis::wire::safe_headers)
+        .map(|h| {
+            let safe = portcullis::wire::safe_headers(h);
+            h.keys()
+                .map(|k| {
+                    let shown = safe.get(k).cloned().unwrap_or_else(|| json!("[not shown]"));
+                    (k.clone(), shown)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     json!({
         "app": { "name": app_name },
@@ -115,6 +153,17 @@ pub async fn decide(
     if let Some(e) = approvals::not_decidable(&a, gate, now) {
         return Err(e);
     }
+    // N of N means N people: one operator decides one gate of a request at most.
+    if decided_by.starts_with("operator:")
+        && a.gates
+            .iter()
+            .any(|g| g.decided_by.as_deref() == Some(decided_by.as_str()))
+    {
+        return Err(ApiError::conflict(
+            "approver_already_decided",
+            "you already decided another approval of this request: each needs its own approver",
+        ));
+    }
     let read = a.version;
     a.version += 1;
     let g = &mut a.gates[gate];
@@ -130,6 +179,7 @@ pub async fn decide(
         a.status = ApprovalState::Denied;
     } else if complete {
         a.status = ApprovalState::Executing;
+        a.claimed_at = Some(now);
     }
     if !approve || complete {
         a.decided_at = Some(now);
@@ -147,6 +197,7 @@ pub async fn decide(
     match outcome {
         Ok(mut answer) => {
             answer["approval_id"] = json!(a.approval_id);
+            keep_small(&mut answer);
             let sealed = ctx
                 .sealer
                 .seal(a.app_id, &a.aad(), answer.to_string().as_bytes())
@@ -161,6 +212,24 @@ pub async fn decide(
     }
     write(ctx, &a, claimed).await?;
     Ok((a, exchange))
+}
+
+/// A stored result must fit its record (DynamoDB items are at most 400 KB): a longer body is
+/// cut, and says so.
+fn keep_small(answer: &mut Value) {
+    use base64::Engine;
+    const KEEP: usize = 192 * 1024;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Some(body) = answer["body_b64"]
+        .as_str()
+        .and_then(|b| engine.decode(b).ok())
+    else {
+        return;
+    };
+    if body.len() > KEEP {
+        answer["body_b64"] = json!(engine.encode(&body[..KEEP]));
+        answer["body_truncated"] = json!(true);
+    }
 }
 
 async fn write(ctx: &Ctx, a: &Approval, read_version: u64) -> Result<(), ApiError> {
@@ -203,6 +272,26 @@ async fn execute(
         let (mut credential, secret) = (items.next().flatten(), items.next().flatten());
         if grant.delegation.is_some() {
             credential = delegations::check_chain(ctx, &grant, now).await?.credential;
+        }
+        // An agent that asked must still be active: suspending it stops what it queued.
+        let asked_by = a
+            .requested_by
+            .as_ref()
+            .and_then(|r| r["agent_id"].as_str())
+            .and_then(|id| Uuid::try_parse(id).ok());
+        if let Some(agent) = asked_by {
+            let record: Option<portcullis::model::Agent> = ctx
+                .store
+                .get(&portcullis::store::keys::agent(a.app_id, agent), true)
+                .await?
+                .map(from_item)
+                .transpose()?;
+            if !record.is_some_and(|r| r.status == portcullis::model::AgentStatus::Active) {
+                return Err(ApiError::forbidden(
+                    "agent_inactive",
+                    "the agent that asked is no longer active",
+                ));
+            }
         }
         let out: Outgoing = serde_json::from_value(a.request.clone().unwrap_or_default())
             .map_err(|_| ApiError::internal())?;

@@ -49,6 +49,11 @@ const FORBIDDEN: &[&str] = &[
     "upgrade",
     "expect",
     "proxy-connection",
+    // Headers front ends use to reroute a request, around method and endpoint rules.
+    "forwarded",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-method",
 ];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -103,6 +108,38 @@ pub async fn execute(
         Ok(i) => i,
         Err(e) => return (Err(e), None),
     };
+    // The credential's own header is the credential's: a caller's copy is refused, never sent
+    // alongside it.
+    if let Attach::Header { name, .. } = &injected.attach
+        && out.headers.contains_key(&name.to_ascii_lowercase())
+    {
+        let e = ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "forbidden_header",
+            format!(
+                "`{}` carries this grant's credential: Portcullis sets it",
+                name.to_ascii_lowercase()
+            ),
+        );
+        return (Err(e), None);
+    }
+    // A credential never travels in the clear (local runs may call this machine over http).
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if out.url.starts_with("http://")
+        && !(loopback && portcullis::service::validate::loopback_allowed())
+    {
+        return (
+            Err(blocked(
+                &host,
+                request_id,
+                "credentials are only sent over https",
+            )),
+            None,
+        );
+    }
     let Ok(parsed) = url::Url::parse(&out.url) else {
         return (Err(ApiError::validation("`url` does not parse")), None);
     };
@@ -426,7 +463,10 @@ fn caller_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, Stri
             )));
         }
         let name = name.to_ascii_lowercase();
-        if FORBIDDEN.contains(&name.as_str()) || name.starts_with("proxy-") {
+        if FORBIDDEN.contains(&name.as_str())
+            || name.starts_with("proxy-")
+            || name.starts_with("x-forwarded-")
+        {
             return Err(ApiError::new(
                 http::StatusCode::UNPROCESSABLE_ENTITY,
                 "forbidden_header",

@@ -240,6 +240,15 @@ fn enforce(
     target: &Target<'_>,
 ) -> Result<(Vec<policy::Counter>, Option<policy::ApprovalRule>), ApiError> {
     let app_id = call.caller.app();
+    // A delegation lets an agent act with the user's credential, never hold it (refused before
+    // anything is counted).
+    if !target.proxy && grant.delegation.is_some() {
+        return Err(ApiError::bad_request(
+            "delegated_grant_requires_proxy",
+            "a delegation is used in proxy mode only (POST /sdk/proxy): its credential is not handed out",
+        )
+        .field("grant_id", json!(grant.grant_id)));
+    }
     let mut policies: Vec<(&str, String, Policy)> = Vec::new();
     if let Some(p) = app.and_then(|a| a.policy.clone()) {
         policies.push(("app", "app".into(), p));

@@ -38,6 +38,7 @@ fn blocked_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (b & 0xc0) == 64) // shared address space (carrier NAT)
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
         || (a == 198 && (b & 0xfe) == 18) // benchmarking
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast (deprecated)
         || a >= 240 // reserved
 }
 
@@ -50,6 +51,12 @@ fn blocked_v6(ip: Ipv6Addr) -> bool {
     }
     if s[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
         return blocked_v4(embedded(s[6], s[7])); // IPv4-compatible (deprecated)
+    }
+    if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        return blocked_v4(embedded(s[6], s[7])); // IPv4-translated
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return true; // local-use NAT64: whatever it maps to is local
     }
     if s[0] == 0x64 && s[1] == 0xff9b {
         return blocked_v4(embedded(s[6], s[7])); // NAT64
@@ -182,6 +189,9 @@ mod tests {
             "2002:a9fe:a9fe::1",
             "2001:db8::1",
             "ff02::1",
+            "::ffff:0:a00:1",
+            "64:ff9b:1::808:808",
+            "192.88.99.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             let v = match ip {

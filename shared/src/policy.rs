@@ -61,14 +61,19 @@ fn hour() -> i64 {
 }
 
 impl ApprovalRule {
+    /// Whether a call needs this approval. Endpoints match case-insensitively and a path that
+    /// cannot be read one way only always matches: in doubt, a person decides.
     pub fn matches(&self, method: &str, path: &str) -> bool {
+        let path = normalize_path(path).map(|p| p.to_ascii_lowercase());
         self.methods
             .as_ref()
             .is_none_or(|m| m.iter().any(|m| m == method))
-            && self
-                .endpoints
-                .as_ref()
-                .is_none_or(|e| e.iter().any(|e| path_matches(e, path)))
+            && self.endpoints.as_ref().is_none_or(|e| {
+                path.as_ref().is_none_or(|path| {
+                    e.iter()
+                        .any(|e| path_matches(&e.to_ascii_lowercase(), path))
+                })
+            })
     }
 }
 
@@ -117,7 +122,9 @@ fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
 fn minutes(field: &str, hhmm: &str) -> Result<u16, ApiError> {
     let parsed = hhmm
         .split_once(':')
-        .filter(|(h, m)| h.len() == 2 && m.len() == 2)
+        .filter(|(h, m)| {
+            h.len() == 2 && m.len() == 2 && (h.to_string() + m).bytes().all(|b| b.is_ascii_digit())
+        })
         .and_then(|(h, m)| Some((h.parse::<u16>().ok()?, m.parse::<u16>().ok()?)))
         .filter(|(h, m)| *h < 24 && *m < 60);
     parsed
@@ -133,6 +140,20 @@ impl Policy {
         }
         let mut p: Policy =
             serde_json::from_value(v.clone()).map_err(|e| invalid(field, e.to_string()))?;
+        // An empty list would read as "nothing" in one place and "anything" in another.
+        let empty = p.allowed_methods.as_ref().is_some_and(Vec::is_empty)
+            || p.allowed_endpoints.as_ref().is_some_and(Vec::is_empty)
+            || p.ip_allowlist.as_ref().is_some_and(Vec::is_empty)
+            || p.approval.as_ref().is_some_and(|a| {
+                a.methods.as_ref().is_some_and(Vec::is_empty)
+                    || a.endpoints.as_ref().is_some_and(Vec::is_empty)
+            });
+        if empty {
+            return Err(invalid(
+                field,
+                "a list, when given, names at least one entry",
+            ));
+        }
         if let Some(methods) = &mut p.allowed_methods {
             for m in methods.iter_mut() {
                 *m = m.to_ascii_uppercase();
@@ -232,6 +253,45 @@ fn denied(code: &'static str, whose: &str, message: String) -> ApiError {
     ApiError::forbidden(code, message).field("policy", json!(whose))
 }
 
+/// A request path as endpoint rules see it: unreserved percent-escapes decoded, `;params`
+/// dropped, empty segments and a trailing `/` collapsed. `None` for paths that servers may
+/// read as another path (an encoded `/` or `\`, `.` or `..` segments): rules then treat the
+/// call as unknown — not allowed, and needing approval.
+pub fn normalize_path(path: &str) -> Option<String> {
+    let mut segments = Vec::new();
+    for raw in path.split('/') {
+        let raw = raw.split(';').next().unwrap_or_default();
+        let mut seg = String::new();
+        let bytes = raw.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = raw.get(i + 1..i + 3)?;
+                let b = u8::from_str_radix(hex, 16).ok()?;
+                if b == b'/' || b == b'\\' || b == b'%' || b < 0x20 {
+                    return None;
+                }
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    seg.push(b as char);
+                } else {
+                    seg.push_str(&raw[i..i + 3].to_ascii_uppercase());
+                }
+                i += 3;
+            } else {
+                seg.push(bytes[i] as char);
+                i += 1;
+            }
+        }
+        if seg == "." || seg == ".." || seg.contains('\\') {
+            return None;
+        }
+        if !seg.is_empty() {
+            segments.push(seg);
+        }
+    }
+    Some(format!("/{}", segments.join("/")))
+}
+
 /// Whether `path` matches `pattern` (`*` one segment, a trailing `/**` any rest).
 pub fn path_matches(pattern: &str, path: &str) -> bool {
     let (pattern, rest_ok) = match pattern.strip_suffix("/**") {
@@ -260,7 +320,8 @@ pub fn check(p: &Policy, whose: &str, call: &CallFacts<'_>) -> Result<(), ApiErr
         ));
     }
     if let Some(endpoints) = &p.allowed_endpoints
-        && !endpoints.iter().any(|e| path_matches(e, call.path))
+        && !normalize_path(call.path)
+            .is_some_and(|path| endpoints.iter().any(|e| path_matches(e, &path)))
     {
         return Err(denied(
             "endpoint_not_allowed",
@@ -463,6 +524,56 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_read_one_way_or_refused() {
+        assert_eq!(
+            normalize_path("/v1//refunds/").as_deref(),
+            Some("/v1/refunds")
+        );
+        assert_eq!(
+            normalize_path("/v1/%72efunds;x=1").as_deref(),
+            Some("/v1/refunds")
+        );
+        assert_eq!(normalize_path("/v1/a%20b").as_deref(), Some("/v1/a%20b"));
+        for odd in [
+            "/v1/items/..%2Fadmin",
+            "/v1/../admin",
+            "/v1/./x",
+            "/v1/%2e%2e/admin",
+            "/v1/a%5Cb",
+            "/v1/%zz",
+        ] {
+            assert_eq!(normalize_path(odd), None, "{odd}");
+        }
+        let rule: ApprovalRule =
+            serde_json::from_value(json!({"methods": ["POST"], "endpoints": ["/v1/refunds"]}))
+                .unwrap();
+        for spelled in [
+            "/v1/refunds",
+            "/v1/refunds/",
+            "/v1//refunds",
+            "/v1/%72efunds",
+            "/V1/Refunds",
+            "/v1/refunds;x=1",
+            "/v1/x/..%2Frefunds",
+        ] {
+            assert!(rule.matches("POST", spelled), "{spelled}");
+        }
+        assert!(!rule.matches("POST", "/v1/orders"));
+        let p = Policy::parse("p", &json!({"allowed_endpoints": ["/v1/items/*"]}))
+            .unwrap()
+            .unwrap();
+        let facts = |path| CallFacts {
+            method: "GET",
+            path,
+            ip: None,
+            now: OffsetDateTime::now_utc(),
+        };
+        assert!(check(&p, "grant", &facts("/v1/items/7")).is_ok());
+        assert!(check(&p, "grant", &facts("/v1/items/..%2Fadmin")).is_err());
+        assert!(check(&p, "grant", &facts("/v1/items/7/x")).is_err());
+    }
+
+    #[test]
     fn schedules_in_a_time_zone_including_across_midnight() {
         let s = |days: Option<Vec<&str>>, from: &str, to: &str| Schedule {
             time_zone: "Europe/Paris".into(),
@@ -505,10 +616,14 @@ mod tests {
             json!({"ip_allowlist": ["not a cidr"]}),
             json!({"schedule": {"time_zone": "Mars/Base"}}),
             json!({"schedule": {"time_zone": "UTC", "from": "9:00", "to": "17:00"}}),
+            json!({"schedule": {"time_zone": "UTC", "from": "+1:00", "to": "17:00"}}),
             json!({"schedule": {"time_zone": "UTC", "from": "09:00"}}),
             json!({"quotas": [{"per": "week", "limit": 1}]}),
             json!({"quotas": [{"per": "day", "limit": 0}]}),
             json!({"surprise": true}),
+            json!({"ip_allowlist": []}),
+            json!({"allowed_methods": []}),
+            json!({"approval": {"methods": []}}),
         ] {
             assert!(Policy::parse("policy", &bad).is_err(), "{bad}");
         }

@@ -15,6 +15,13 @@ from alter_sdk.models import PendingApproval
 from test_policies import grant_with_policy
 
 
+def approver_link(tenant, approval_id) -> str:
+    """The operator hands the approver their link (the caller never gets it)."""
+    items = tenant.org.cli("approvals", "list", "--app", tenant.app_id, "--status", "pending")["items"]
+    [item] = [i for i in items if i["approval_id"] == str(approval_id)]
+    return item["approver_links"][0]["approval_url"]
+
+
 def decide_later(link: str, decision: str, delay: float = 1.0) -> threading.Thread:
     base, token = link.split("#token=")
     def run():
@@ -35,11 +42,12 @@ def test_a_call_waits_for_approval_and_the_sdk_gets_its_result(tenant, echo):
                 await app.request("GET", f"{echo.url}/x", grant_id=grant)
             pending = await app.proxy_request("POST", f"{echo.url}/refunds", grant_id=grant, json={"amount": 5}, reason="refund")
             assert isinstance(pending, PendingApproval) and len(pending.gates) == 1
-            approver = decide_later(pending.approval_url, "approve")
+            assert "token=" not in pending.approval_url
+            approver = decide_later(approver_link(tenant, pending.approval_id), "approve")
             result = await app.await_approval(str(pending.approval_id), timeout=30, poll_interval=0.5)
             approver.join()
             denied = await app.proxy_request("POST", f"{echo.url}/refunds", grant_id=grant, json={"amount": 6})
-            denier = decide_later(denied.approval_url, "deny", delay=0.2)
+            denier = decide_later(approver_link(tenant, denied.approval_id), "deny", delay=0.2)
             with pytest.raises(ApprovalDeniedError):
                 await app.await_approval(str(denied.approval_id), timeout=30, poll_interval=0.5)
             denier.join()
@@ -67,7 +75,7 @@ def test_an_approver_decides_on_the_page_in_a_browser(tenant, echo):
 
     pending = asyncio.run(ask())
     done = subprocess.run(
-        ["node", str(ROOT / "tests" / "browser" / "approve.mjs"), pending.approval_url, "approve"],
+        ["node", str(ROOT / "tests" / "browser" / "approve.mjs"), approver_link(tenant, pending.approval_id), "approve"],
         capture_output=True, text=True, timeout=90, env={**os.environ, "CHROMIUM": CHROMIUM},
     )
     assert done.returncode == 0, done.stderr

@@ -44,6 +44,31 @@ fn token(link: &Value) -> String {
 }
 
 impl Case {
+    /// The approvers' links of a pending request, as its operators get them.
+    async fn links(&self, id: &str) -> Vec<String> {
+        let r = self
+            .app
+            .org
+            .op(
+                self.env,
+                "GET",
+                &format!("/v1/apps/{}/approvals?status=pending", self.app.app_id),
+                Value::Null,
+            )
+            .await;
+        let item = r.ok()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["approval_id"] == id)
+            .cloned()
+            .unwrap_or_default();
+        item["approver_links"]
+            .as_array()
+            .map(|l| l.iter().map(|g| token(&g["approval_url"])).collect())
+            .unwrap_or_default()
+    }
+
     async fn ask(&self, method: &str, path: &str) -> Resp {
         let body = json!({"grant_id": self.grant, "method": method, "url": format!("{}{path}", self.up.url),
                           "body": {"amount": 5}, "reason": "refund the customer"});
@@ -98,10 +123,17 @@ async fn two_approvers_then_the_call_is_made_once_and_its_result_handed_out_once
     assert_eq!(p["gates"][0]["approval_id"], p["approval_id"]);
     assert!(p["expires_in"].as_i64().unwrap() > 3500);
     let id = p["approval_id"].as_str().unwrap().to_string();
-    let (t1, t2) = (
-        token(&p["gates"][0]["approval_url"]),
-        token(&p["gates"][1]["approval_url"]),
-    );
+    // The caller's links show the state only: it cannot approve its own call.
+    for g in p["gates"].as_array().unwrap() {
+        let url = g["approval_url"].as_str().unwrap();
+        assert!(
+            url.contains("#approval=") && !url.contains("token="),
+            "{url}"
+        );
+    }
+    let links = c.links(&id).await;
+    assert_eq!(links.len(), 2);
+    let (t1, t2) = (links[0].clone(), links[1].clone());
     assert_eq!(c.up.hits(), 1, "nothing sent before approval");
 
     // The page shows who asks and for what, never the credential.
@@ -242,7 +274,7 @@ async fn a_denial_ends_it_and_an_expired_request_cannot_be_approved() {
     let c = case(json!({})).await;
     let p = c.ask("POST", "/refunds").await;
     let id = p.body["approval_id"].as_str().unwrap().to_string();
-    let t = token(&p.body["approval_url"]);
+    let t = c.links(&id).await.remove(0);
     assert_eq!(c.decide_by_link(&t, "deny").await.0, 200);
     let s = c.status(&id).await;
     assert_eq!(
@@ -262,7 +294,7 @@ async fn a_denial_ends_it_and_an_expired_request_cannot_be_approved() {
     // Past its expiry a request reads expired and no link can approve it.
     let p = c.ask("POST", "/refunds").await;
     let id = p.body["approval_id"].as_str().unwrap().to_string();
-    let t = token(&p.body["approval_url"]);
+    let t = c.links(&id).await.remove(0);
     let (app, aid) = (c.app.app_id.parse().unwrap(), id.parse().unwrap());
     let past =
         portcullis::model::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
@@ -295,7 +327,7 @@ async fn polling_waits_for_a_decision_and_stays_within_bounds() {
     let c = case(json!({})).await;
     let p = c.ask("DELETE", "/thing").await;
     let id = p.body["approval_id"].as_str().unwrap().to_string();
-    let t = token(&p.body["approval_url"]);
+    let t = c.links(&id).await.remove(0);
     c.app
         .sdk(
             c.env,
@@ -336,4 +368,84 @@ async fn polling_waits_for_a_decision_and_stays_within_bounds() {
         .await;
     foreign.expect(404, "approval_not_found");
     assert_eq!(foreign.body, missing.body);
+}
+
+#[tokio::test]
+async fn each_gate_needs_its_own_approver_and_big_answers_still_complete() {
+    let c = case(json!({"approvers": 2})).await;
+    let p = c.ask("GET", "/big").await;
+    let id = p.body["approval_id"].as_str().unwrap().to_string();
+    let decide = format!("/v1/apps/{}/approvals/{id}/decide", c.app.app_id);
+    let approve = json!({"decision": "approve"});
+    c.app
+        .org
+        .op(c.env, "POST", &decide, approve.clone())
+        .await
+        .ok();
+    // The same operator cannot fill the second gate too.
+    c.app
+        .org
+        .op(c.env, "POST", &decide, approve)
+        .await
+        .expect(409, "approver_already_decided");
+    let t = c.links(&id).await.remove(0);
+    assert_eq!(c.decide_by_link(&t, "approve").await.0, 200);
+    // A 5 MB answer is kept cut to what a record holds, and says so.
+    assert_eq!(c.status(&id).await["status"], "executed");
+    let r = c
+        .app
+        .sdk(
+            c.env,
+            "GET",
+            &format!("/sdk/approvals/{id}/result"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.ok()["body_truncated"], true);
+}
+
+#[tokio::test]
+async fn a_suspended_agents_queued_call_is_not_made() {
+    let c = case(json!({})).await;
+    let created = c
+        .app
+        .sdk(
+            c.env,
+            "POST",
+            "/sdk/agents",
+            json!({"name": "queued", "type": "agent", "scopes": {}, "metadata": {}}),
+        )
+        .await;
+    let agent = created.body["id"].as_str().unwrap().to_string();
+    let body = json!({"grant_id": c.grant, "method": "POST", "url": format!("{}/pay", c.up.url)});
+    let p = c
+        .env
+        .send(signed_as(
+            &c.app.key,
+            "POST",
+            "/sdk/proxy",
+            &body,
+            &agent,
+            "agent",
+        ))
+        .await;
+    assert_eq!(p.status, 202, "{}", p.body);
+    let id = p.body["approval_id"].as_str().unwrap().to_string();
+    c.app
+        .sdk(
+            c.env,
+            "PATCH",
+            &format!("/sdk/agents/{agent}"),
+            json!({"status": "inactive"}),
+        )
+        .await
+        .ok();
+    let t = c.links(&id).await.remove(0);
+    assert_eq!(c.decide_by_link(&t, "approve").await.0, 200);
+    let s = c.status(&id).await;
+    assert_eq!(
+        (&s["status"], &s["execution_error"]),
+        (&json!("failed"), &json!("agent_inactive"))
+    );
+    assert_eq!(c.up.hits(), 0);
 }

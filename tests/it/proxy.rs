@@ -509,3 +509,49 @@ async fn aws_secrets_are_signed_per_request_in_proxy_mode_only() {
         .await;
     bad.expect(422, "validation_error");
 }
+
+#[tokio::test]
+async fn the_credentials_own_header_and_plain_http_are_refused() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let keyed = app
+        .org
+        .op(
+            env,
+            "POST",
+            &format!("/v1/apps/{}/secrets", app.app_id),
+            json!({"name": format!("keyed {}", uuid::Uuid::new_v4().simple()), "template": "api_key",
+                   "header_name": "X-Custom-Key", "allowed_hosts": ["127.0.0.1", "api.example.test"],
+                   "value": {"api_key": "real-key-1234567"}}),
+        )
+        .await;
+    let grant = app
+        .org
+        .grant(env, &app.app_id, keyed.ok()["id"].as_str().unwrap())
+        .await;
+    proxy(
+        env,
+        &app,
+        json!({"grant_id": grant, "method": "GET", "url": format!("{}/x", up.url), "headers": {"X-CUSTOM-KEY": "mine"}}),
+    )
+    .await
+    .expect(422, "forbidden_header");
+    for routing in ["X-Forwarded-Host", "X-Original-URL", "Forwarded"] {
+        proxy(
+            env,
+            &app,
+            json!({"grant_id": grant, "method": "GET", "url": format!("{}/x", up.url), "headers": {routing: "v"}}),
+        )
+        .await
+        .expect(422, "forbidden_header");
+    }
+    proxy(
+        env,
+        &app,
+        json!({"grant_id": grant, "method": "GET", "url": "http://api.example.test/x"}),
+    )
+    .await
+    .expect(422, "blocked_destination");
+    assert_eq!(up.hits(), 0);
+}

@@ -1,5 +1,6 @@
 //! `GET /v1/apps/{app_id}/approvals[?status=pending]`: the app's approval requests, newest
-//! first, with who asked and for what call.
+//! first, with who asked and for what call, and — while pending — each undecided gate's
+//! approver link for the operator to hand out.
 
 use super::common::{app_in_path, app_of, query_body};
 use portcullis::model::approval::Approval;
@@ -11,8 +12,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// What this operation may do to AWS: its Lambda function's IAM policy.
-pub const IAM: portcullis::iam::Policy =
-    portcullis::iam::PIPELINE.with(&[portcullis::iam::Action::Query]);
+pub const IAM: portcullis::iam::Policy = portcullis::iam::PIPELINE.with(&[
+    portcullis::iam::Action::Query,
+    portcullis::iam::Action::Decrypt,
+]);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +57,12 @@ impl Operation for Op {
             v["approval_id"] = json!(a.approval_id);
             v["grant_id"] = json!(a.grant_id);
             v["gates"] = portcullis::service::approvals::status_view(&a, call.now)["gates"].clone();
+            // The approvers' links, for the operator to hand out (the caller never gets them).
+            v["approver_links"] = json!(if status == "pending" {
+                crate::approvals::pending_links(ctx, &a, ctx.public_url(call.req)?).await?
+            } else {
+                Vec::new()
+            });
             if let Some(o) = v.as_object_mut() {
                 o.remove("app");
                 o.remove("gate");

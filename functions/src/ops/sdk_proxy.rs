@@ -89,13 +89,13 @@ impl Operation for Op {
         .await?;
         // A call that needs approval waits (202); the decision that completes it makes it.
         if let Some(rule) = approval {
-            let (a, links) = approvals::create(ctx, call, &grant, &out, &rule)?;
+            let a = approvals::create(ctx, call, &grant, &out, &rule).await?;
             call.audit.resource_type = Some("approval".into());
             call.audit.resource_id = Some(a.approval_id.to_string());
             call.audit.detail = Some(json!({
                 "kind": "proxy", "approval": "pending", "method": out.method, "gates": a.gates.len(),
             }));
-            let answer = service::approvals::pending_view(&a, &links, call.now);
+            let answer = service::approvals::pending_view(&a, ctx.public_url(call.req)?, call.now);
             writes.push(Write::Put {
                 item: service::approvals::item(&a),
                 condition: Some(Condition::absent()),

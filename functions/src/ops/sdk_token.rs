@@ -88,14 +88,6 @@ impl Operation for Op {
             },
         )
         .await?;
-        // A delegation lets an agent act with the user's credential, never hold it.
-        if grant.delegation.is_some() {
-            return Err(ApiError::bad_request(
-                "delegated_grant_requires_proxy",
-                "a delegation is used in proxy mode only (POST /sdk/proxy): its credential is not handed out",
-            )
-            .field("grant_id", json!(grant.grant_id)));
-        }
         let answer = match &grant.kind {
             GrantKind::ManagedSecret { .. } => {
                 managed_secret_answer(ctx, call, &grant, secret, credential, &host).await?

@@ -36,8 +36,16 @@ async fn decide(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         _ => return Err(ApiError::validation("`decision` is approve or deny")),
     };
     let (a, _, gate) = load(ctx, &body.token).await?;
-    let outcome =
-        crate::approvals::decide(ctx, req, a, gate, approve, body.reason, "link".into()).await;
+    let outcome = crate::approvals::decide(
+        ctx,
+        req,
+        a,
+        gate,
+        approve,
+        body.reason,
+        format!("link:{}", gate + 1),
+    )
+    .await;
     let (a, exchange) = match outcome {
         Ok(done) => done,
         Err(e) => return Err(e),

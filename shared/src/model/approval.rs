@@ -70,6 +70,14 @@ pub struct Approval {
     pub executed_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub execution_error: Option<String>,
+    /// The gates' link tokens, sealed: only operators get them (never the caller, who must
+    /// not be able to approve its own call).
+    #[serde(default)]
+    pub links: Option<Sealed>,
+    /// When the call was claimed for execution (an execution that never finished reads as
+    /// failed after a while).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub claimed_at: Option<OffsetDateTime>,
     /// The executed call's `ApprovalResult`, sealed; handed out once.
     #[serde(default)]
     pub result: Option<Sealed>,
@@ -80,12 +88,23 @@ pub struct Approval {
     pub ttl: i64,
 }
 
+/// Longer than any execution can take (the upstream call is bounded at 25 s).
+pub const EXECUTION_LIMIT: i64 = 120;
+
 impl Approval {
     /// `pending` past its expiry reads as `expired`.
     pub fn status_at(&self, now: OffsetDateTime) -> &'static str {
         match self.status {
             ApprovalState::Pending if now >= self.expires_at => "expired",
             ApprovalState::Pending => "pending",
+            // Claimed but never finished (the function died mid-call): it did not complete.
+            ApprovalState::Executing
+                if self
+                    .claimed_at
+                    .is_some_and(|t| now - t > time::Duration::seconds(EXECUTION_LIMIT)) =>
+            {
+                "failed"
+            }
             ApprovalState::Executing => "executing",
             ApprovalState::Executed => "executed",
             ApprovalState::Failed => "failed",
@@ -95,5 +114,9 @@ impl Approval {
 
     pub fn aad(&self) -> String {
         format!("approval-result:{}", self.approval_id)
+    }
+
+    pub fn links_aad(&self) -> String {
+        format!("approval-links:{}", self.approval_id)
     }
 }

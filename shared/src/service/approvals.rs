@@ -108,13 +108,19 @@ pub fn status_view(a: &Approval, now: OffsetDateTime) -> Value {
     })
 }
 
-/// `PendingApproval` (spec §7.4's 202), with each gate's link.
-pub fn pending_view(a: &Approval, links: &[String], now: OffsetDateTime) -> Value {
+/// `PendingApproval` (spec §7.4's 202). Its links show the request's state: the approvers'
+/// own links (which decide) go to operators only.
+pub fn pending_view(a: &Approval, public: &str, now: OffsetDateTime) -> Value {
+    let links: Vec<String> = a
+        .gates
+        .iter()
+        .map(|g| format!("{public}/sdk/approvals/decide#approval={}", g.approval_id))
+        .collect();
     let expires_in = (a.expires_at - now).whole_seconds().max(0);
     let gates: Vec<Value> = a
         .gates
         .iter()
-        .zip(links)
+        .zip(&links)
         .map(|(g, link)| {
             json!({
                 "approval_id": g.approval_id,
