@@ -96,6 +96,19 @@ pub fn audit_row(
     event.to_item(&keys::app_partition(app), req.received_at)
 }
 
+/// A browser session's new state, written only while it is still pending (a replayed or raced
+/// step then changes nothing).
+pub fn while_pending(item: Item) -> portcullis::store::Write {
+    use portcullis::store::{Condition, Write};
+    Write::Put {
+        item,
+        condition: Some(Condition::new("#s = :pending").name("#s", "status").value(
+            ":pending",
+            aws_sdk_dynamodb::types::AttributeValue::S("pending".into()),
+        )),
+    }
+}
+
 /// Ends a pending session in `error` (what the poll then answers), with its audit row. A
 /// session that already ended keeps its outcome.
 pub async fn end_in_error(
@@ -106,19 +119,13 @@ pub async fn end_in_error(
     error: portcullis::model::connect::ConnectError,
 ) -> Result<(), ApiError> {
     use portcullis::model::connect::ConnectStatus;
-    use portcullis::store::{Condition, TxError, Write};
+    use portcullis::store::{TxError, Write};
     let code = error.error_code.clone();
     session.status = ConnectStatus::Error;
     session.error = Some(error);
     session.attempt = None;
     let writes = vec![
-        Write::Put {
-            item: portcullis::oauth::connect::item(session),
-            condition: Some(Condition::new("#s = :pending").name("#s", "status").value(
-                ":pending",
-                aws_sdk_dynamodb::types::AttributeValue::S("pending".into()),
-            )),
-        },
+        while_pending(portcullis::oauth::connect::item(session)),
         Write::Put {
             item: audit_row(
                 req,

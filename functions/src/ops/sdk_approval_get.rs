@@ -19,6 +19,14 @@ const MAX_WAIT: u64 = 25;
 
 pub struct Op;
 
+/// The approval named in the path, read with the key.
+pub fn prefetch_approval(req: &ApiRequest, app: Option<Uuid>) -> Vec<ItemKey> {
+    match (app, req.uuid_param("approval_id", approvals::not_found())) {
+        (Some(app), Ok(id)) => vec![keys::approval(app, id)],
+        _ => Vec::new(),
+    }
+}
+
 /// The approval named in the path, if the caller may see it.
 pub fn reachable(call: &Call<'_>, a: Option<Approval>) -> Result<Approval, ApiError> {
     let a = a.ok_or_else(approvals::not_found)?;
@@ -42,10 +50,7 @@ impl Operation for Op {
     type Body = Empty;
 
     fn prefetch(_: &Ctx, req: &ApiRequest, _: &Empty, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, req.uuid_param("approval_id", approvals::not_found())) {
-            (Some(app), Ok(id)) => vec![keys::approval(app, id)],
-            _ => Vec::new(),
-        }
+        prefetch_approval(req, app)
     }
 
     async fn run(

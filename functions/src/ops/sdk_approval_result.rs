@@ -5,7 +5,7 @@ use super::common::record;
 use super::sdk_approval_get::reachable;
 use portcullis::pipeline::{Access, Call, Empty, Operation, Outcome, Surface};
 use portcullis::service::approvals;
-use portcullis::store::{Item, ItemKey, keys};
+use portcullis::store::{Item, ItemKey};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde_json::Value;
 use uuid::Uuid;
@@ -23,10 +23,7 @@ impl Operation for Op {
     type Body = Empty;
 
     fn prefetch(_: &Ctx, req: &ApiRequest, _: &Empty, app: Option<Uuid>) -> Vec<ItemKey> {
-        match (app, req.uuid_param("approval_id", approvals::not_found())) {
-            (Some(app), Ok(id)) => vec![keys::approval(app, id)],
-            _ => Vec::new(),
-        }
+        super::sdk_approval_get::prefetch_approval(req, app)
     }
 
     async fn run(

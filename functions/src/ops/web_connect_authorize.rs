@@ -2,11 +2,10 @@
 //! a fresh single-use `state` and a PKCE challenge (S256) bound to it.
 
 use super::web_connect_describe::{load, usable};
-use aws_sdk_dynamodb::types::AttributeValue;
 use portcullis::model::connect::ConnectAttempt;
 use portcullis::oauth::connect;
 use portcullis::service::providers;
-use portcullis::store::{Condition, TxError, Write};
+use portcullis::store::{TxError, Write};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
 use serde_json::json;
@@ -84,14 +83,7 @@ async fn authorize(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError>
         Some(json!({ "provider_id": body.provider_id })),
     );
     let writes = vec![
-        Write::Put {
-            item: connect::item(&session),
-            condition: Some(
-                Condition::new("#s = :pending")
-                    .name("#s", "status")
-                    .value(":pending", AttributeValue::S("pending".into())),
-            ),
-        },
+        crate::web::while_pending(connect::item(&session)),
         Write::Put {
             item: audit,
             condition: None,

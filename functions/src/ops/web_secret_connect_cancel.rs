@@ -2,11 +2,10 @@
 //! in `error` with `connect_denied` and nothing is stored.
 
 use super::web_secret_connect_describe::{load, usable};
-use aws_sdk_dynamodb::types::AttributeValue;
 use portcullis::model::secret_connect::SessionStatus;
 use portcullis::oauth::connect;
 use portcullis::service::secret_connect;
-use portcullis::store::{Condition, TxError, Write};
+use portcullis::store::{TxError, Write};
 use portcullis::{ApiError, ApiRequest, ApiResponse, Ctx};
 use serde::Deserialize;
 use serde_json::json;
@@ -34,14 +33,7 @@ async fn cancel(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     session.error = Some(error.clone());
     session.signin = None;
     let writes = vec![
-        Write::Put {
-            item: secret_connect::item(&session),
-            condition: Some(
-                Condition::new("#s = :pending")
-                    .name("#s", "status")
-                    .value(":pending", AttributeValue::S("pending".into())),
-            ),
-        },
+        crate::web::while_pending(secret_connect::item(&session)),
         Write::Put {
             item: crate::web::audit_row(
                 req,

@@ -66,14 +66,7 @@ async fn start(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let redirect = super::sdk_auth_session_create::redirect_uri(ctx, req)?;
     let authorize_url = signin::authorize_url(sign_in, &redirect, &state, &nonce, &challenge);
     let writes = vec![
-        Write::Put {
-            item: secret_connect::item(&session),
-            condition: Some(
-                Condition::new("#s = :pending")
-                    .name("#s", "status")
-                    .value(":pending", AttributeValue::S("pending".into())),
-            ),
-        },
+        crate::web::while_pending(secret_connect::item(&session)),
         Write::Put {
             item: crate::web::audit_row(
                 req,
