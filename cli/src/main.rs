@@ -215,6 +215,14 @@ enum Secrets {
         /// The header an api_key secret is sent in.
         #[arg(long)]
         header_name: Option<String>,
+        /// For `query_param`: the query parameter the key goes in.
+        #[arg(long)]
+        param_name: Option<String>,
+        /// For `aws_sigv4`: the region and service requests are signed for.
+        #[arg(long)]
+        aws_region: Option<String>,
+        #[arg(long)]
+        aws_service: Option<String>,
         /// Repeat for each host the secret may be sent to.
         #[arg(long = "allowed-host", required = true)]
         allowed_hosts: Vec<String>,
@@ -466,13 +474,18 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                 name,
                 template,
                 header_name,
+                param_name,
+                aws_region,
+                aws_service,
                 allowed_hosts,
             } => (
                 "POST",
                 format!("/v1/apps/{}/secrets", enc(&app.app)),
-                Some(
-                    json!({"name": name, "template": template, "header_name": header_name, "allowed_hosts": allowed_hosts, "value": stdin_json()?}),
-                ),
+                Some(json!({
+                    "name": name, "template": template, "header_name": header_name,
+                    "param_name": param_name, "aws_region": aws_region, "aws_service": aws_service,
+                    "allowed_hosts": allowed_hosts, "value": stdin_json()?,
+                })),
             ),
             Secrets::Rotate { app, secret_id } => (
                 "POST",

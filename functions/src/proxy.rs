@@ -140,9 +140,21 @@ pub async fn execute(
             None,
         );
     }
-    let Ok(parsed) = url::Url::parse(&out.url) else {
+    let Ok(mut parsed) = url::Url::parse(&out.url) else {
         return (Err(ApiError::validation("`url` does not parse")), None);
     };
+    if let Attach::Query { name, value } = &injected.attach {
+        // The credential's parameter is the credential's: a caller's own is refused.
+        if parsed.query_pairs().any(|(k, _)| k == name.as_str()) {
+            let e = ApiError::new(
+                http::StatusCode::UNPROCESSABLE_ENTITY,
+                "forbidden_query_param",
+                format!("`{name}` carries this grant's credential: Portcullis sets it"),
+            );
+            return (Err(e), None);
+        }
+        parsed.query_pairs_mut().append_pair(name, value);
+    }
     let port = parsed.port_or_known_default().unwrap_or(443);
     match outbound::check(&host, port).await {
         Ok(()) => {}
@@ -179,6 +191,7 @@ pub async fn execute(
         Attach::Header { name, value } => {
             request = request.header(name.as_str(), value.as_str());
         }
+        Attach::Query { .. } => {}
         Attach::Aws {
             region,
             service,
@@ -271,6 +284,10 @@ struct Injection {
 
 enum Attach {
     Header {
+        name: String,
+        value: String,
+    },
+    Query {
         name: String,
         value: String,
     },
@@ -369,6 +386,19 @@ async fn inject(
                 ));
             }
             let redact = wire::with_encodings(wire::revealing(&injected.value));
+            if let (
+                portcullis::model::Template::QueryParam { param },
+                portcullis::model::SecretValue::ApiKey { api_key },
+            ) = (&injected.secret.template, &injected.value)
+            {
+                return Ok(Injection {
+                    attach: Attach::Query {
+                        name: param.clone(),
+                        value: api_key.clone(),
+                    },
+                    redact,
+                });
+            }
             if let portcullis::model::Template::AwsSigv4 { region, service } =
                 &injected.secret.template
             {

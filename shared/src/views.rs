@@ -62,6 +62,7 @@ pub fn secret(s: &ManagedSecret) -> Value {
         "slug": s.slug,
         "template": s.template.name(),
         "header_name": header,
+        "param_name": match &s.template { Template::QueryParam { param } => json!(param), _ => Value::Null },
         "aws_region": match &s.template { Template::AwsSigv4 { region, .. } => json!(region), _ => Value::Null },
         "aws_service": match &s.template { Template::AwsSigv4 { service, .. } => json!(service), _ => Value::Null },
         "allowed_hosts": s.allowed_hosts,

@@ -555,3 +555,55 @@ async fn the_credentials_own_header_and_plain_http_are_refused() {
     .expect(422, "blocked_destination");
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test]
+async fn query_parameter_secrets_go_on_the_url_in_proxy_mode_only() {
+    let env = env().await;
+    let app = app_fixture().await;
+    let up = Upstream::start().await;
+    let created = app
+        .org
+        .op(
+            env,
+            "POST",
+            &format!("/v1/apps/{}/secrets", app.app_id),
+            json!({"name": format!("query {}", uuid::Uuid::new_v4().simple()), "template": "query_param",
+                   "param_name": "key", "allowed_hosts": ["127.0.0.1"], "value": {"api_key": "qp-secret-123456"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["param_name"], "key");
+    let grant = app
+        .org
+        .grant(env, &app.app_id, created.body["id"].as_str().unwrap())
+        .await;
+    let r = proxy(
+        env,
+        &app,
+        json!({"grant_id": grant, "method": "GET", "url": format!("{}/search?q=1", up.url)}),
+    )
+    .await;
+    let seen: Value = serde_json::from_slice(&decoded(&r)).unwrap();
+    assert_eq!(seen["query"], "q=1&key=qp-secret-123456");
+    proxy(
+        env,
+        &app,
+        json!({"grant_id": grant, "method": "GET", "url": format!("{}/search?key=mine", up.url)}),
+    )
+    .await
+    .expect(422, "forbidden_query_param");
+    app.sdk(
+        env,
+        "POST",
+        "/sdk/token",
+        json!({"grant_id": grant, "request": {"method": "GET", "url": format!("{}/search", up.url)}}),
+    )
+    .await
+    .expect(400, "restricted_grant_requires_proxy");
+    let rows = app.audit(env, "action=sdk_proxy").await;
+    assert!(
+        !serde_json::to_string(&rows)
+            .unwrap()
+            .contains("qp-secret-123456")
+    );
+}

@@ -21,6 +21,8 @@ pub struct Body {
     name: String,
     template: String,
     header_name: Option<String>,
+    /// `query_param` secrets: the query parameter the key goes in.
+    param_name: Option<String>,
     /// `aws_sigv4` secrets: the region and service requests are signed for.
     aws_region: Option<String>,
     aws_service: Option<String>,
@@ -55,7 +57,12 @@ impl Operation for Op {
                 s.as_deref().unwrap_or_default(),
             )),
         };
-        let template = secrets::template_for(&body.template, body.header_name.as_deref(), aws)?;
+        let template = secrets::template_for(
+            &body.template,
+            body.header_name.as_deref(),
+            body.param_name.as_deref(),
+            aws,
+        )?;
         let allowed_hosts = validate::allowed_hosts(&body.allowed_hosts)?;
         let value = secrets::value_for(&template, body.value)?;
         // First free slug among name, name-2, … name-10 (read together in one round trip).

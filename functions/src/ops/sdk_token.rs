@@ -139,10 +139,10 @@ async fn managed_secret_answer(
     let injected = secrets::injected(ctx, grant, secret, own_key)
         .await?
         .ok_or_else(|| grants::credential_erased(grant))?;
-    if let portcullis::model::Template::AwsSigv4 { .. } = injected.secret.template {
+    if injected.secret.template.proxy_only() {
         return Err(ApiError::bad_request(
             "restricted_grant_requires_proxy",
-            "an AWS secret signs each request (SigV4), which Portcullis does in proxy mode (POST /sdk/proxy)",
+            "this secret is attached to each request by Portcullis (a query parameter, or an AWS signature): use proxy mode (POST /sdk/proxy)",
         )
         .field("grant_id", json!(grant.grant_id)));
     }

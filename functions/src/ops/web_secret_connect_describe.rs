@@ -107,7 +107,9 @@ pub async fn facts(ctx: &Ctx, s: &SecretConnectSession) -> Result<Facts, ApiErro
 fn fields(t: &Template) -> Value {
     match t {
         Template::Bearer => json!([{"name": "token", "label": "API token", "secret": true}]),
-        Template::ApiKey { .. } => json!([{"name": "api_key", "label": "API key", "secret": true}]),
+        Template::ApiKey { .. } | Template::QueryParam { .. } => {
+            json!([{"name": "api_key", "label": "API key", "secret": true}])
+        }
         Template::AwsSigv4 { .. } => json!([
             {"name": "access_key_id", "label": "Access key ID", "secret": false},
             {"name": "secret_access_key", "label": "Secret access key", "secret": true},

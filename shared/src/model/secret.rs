@@ -13,17 +13,29 @@ pub enum Template {
     ApiKey { header: String },
     /// `Authorization: Basic base64(username:password)`.
     Basic,
+    /// `?<param>=<api key>` on the URL (proxy mode only: the SDK's retrieval answer names a
+    /// header).
+    QueryParam { param: String },
     /// AWS Signature Version 4, computed for each request (proxy mode only: a signature
     /// covers one request, so there is nothing to hand out).
     AwsSigv4 { region: String, service: String },
 }
 
 impl Template {
+    /// Whether the credential is attached per request by Portcullis (proxy mode only).
+    pub fn proxy_only(&self) -> bool {
+        matches!(
+            self,
+            Template::QueryParam { .. } | Template::AwsSigv4 { .. }
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Template::Bearer => "bearer",
             Template::ApiKey { .. } => "api_key",
             Template::Basic => "basic",
+            Template::QueryParam { .. } => "query_param",
             Template::AwsSigv4 { .. } => "aws_sigv4",
         }
     }
@@ -34,6 +46,7 @@ impl Template {
             Template::Bearer => "bearer",
             Template::ApiKey { .. } => "api-key",
             Template::Basic => "basic",
+            Template::QueryParam { .. } => "query-param",
             Template::AwsSigv4 { .. } => "aws-sigv4",
         }
     }

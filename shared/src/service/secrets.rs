@@ -55,13 +55,15 @@ pub fn value_for(template: &Template, v: ValueInput) -> Result<SecretValue, ApiE
             }
             _ => Err(wrong("{\"token\": \"…\"}")),
         },
-        Template::ApiKey { .. } => match (token, api_key, username, password, aws) {
-            (None, Some(api_key), None, None, false) => {
-                validate::header_safe("value.api_key", &api_key)?;
-                Ok(SecretValue::ApiKey { api_key })
+        Template::ApiKey { .. } | Template::QueryParam { .. } => {
+            match (token, api_key, username, password, aws) {
+                (None, Some(api_key), None, None, false) => {
+                    validate::header_safe("value.api_key", &api_key)?;
+                    Ok(SecretValue::ApiKey { api_key })
+                }
+                _ => Err(wrong("{\"api_key\": \"…\"}")),
             }
-            _ => Err(wrong("{\"api_key\": \"…\"}")),
-        },
+        }
         Template::Basic => match (token, api_key, username, password, aws) {
             (None, None, Some(username), Some(password), false) => {
                 if username.is_empty() || username.contains(':') {
@@ -104,8 +106,36 @@ pub fn value_for(template: &Template, v: ValueInput) -> Result<SecretValue, ApiE
 pub fn template_for(
     name: &str,
     header_name: Option<&str>,
+    param_name: Option<&str>,
     aws: Option<(&str, &str)>,
 ) -> Result<Template, ApiError> {
+    match (name, param_name) {
+        ("query_param", Some(p)) if header_name.is_none() && aws.is_none() => {
+            let ok = (1..=64).contains(&p.len())
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            return if ok {
+                Ok(Template::QueryParam {
+                    param: p.to_string(),
+                })
+            } else {
+                Err(ApiError::validation(
+                    "`param_name` is 1 to 64 letters, digits, `-`, `_` or `.`",
+                ))
+            };
+        }
+        ("query_param", _) => {
+            return Err(ApiError::validation(
+                "a `query_param` secret needs `param_name` (and no `header_name`)",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::validation(
+                "`param_name` is only for `query_param` secrets",
+            ));
+        }
+        _ => {}
+    }
     let label = |field: &str, v: &str| {
         let ok = (1..=64).contains(&v.len())
             && v.bytes()
@@ -148,7 +178,7 @@ pub fn template_for(
             "`header_name` is only for `api_key` secrets",
         )),
         _ => Err(ApiError::validation(
-            "`template` must be one of bearer, api_key, basic, aws_sigv4",
+            "`template` must be one of bearer, api_key, basic, query_param, aws_sigv4",
         )),
     }
 }
