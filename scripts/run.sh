@@ -36,6 +36,9 @@ port_open "$OAUTH_PORT" && die "port $OAUTH_PORT (demo OAuth provider) is in use
 nohup node "$ROOT/tests/oauth-provider/provider.mjs" --port "$OAUTH_PORT" < /dev/null > "$STATE/oauth.log" 2>&1 &
 echo $! > "$STATE/oauth.pid"
 wait_for_port "$OAUTH_PORT" "demo OAuth provider"
+# Whoever signs in at it is the example's end user, alice (so her Connect pages accept her).
+curl -sf -X POST "http://127.0.0.1:$OAUTH_PORT/control/config" -H 'content-type: application/json' \
+  -d '{"subject": "alice"}' > /dev/null || die "could not configure the demo OAuth provider"
 
 log "creating the demo organisation, app, key, secret, grant and OAuth provider"
 "$ROOT/scripts/demo.sh" > "$STATE/demo.json"
@@ -87,8 +90,9 @@ async def main():
 asyncio.run(main())
 PY
 
-Act for an end user: the local provider is also the app's identity provider. Mint a user's
-token from it, and the app sees only that user's grants (Connect as them to give them one):
+Act for an end user: the local provider is also the app's identity provider (it signs
+everyone in as "alice"). Mint a user's token from it, and the app sees only that user's grants
+(Connect as them to give them one):
 
 .tools/sdk/bin/python - <<'PY'
 import asyncio, json, os, urllib.request

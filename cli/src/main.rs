@@ -126,7 +126,8 @@ enum Apps {
     },
     /// Sets the app's policy document (docs/policies.md) from stdin; `{}` removes it.
     Policy {
-        app_id: String,
+        #[command(flatten)]
+        app: AppArg,
     },
 }
 
@@ -148,6 +149,9 @@ enum Approvals {
         decision: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Which gate (1-based); the first undecided one by default.
+        #[arg(long)]
+        gate: Option<u32>,
     },
 }
 
@@ -389,9 +393,9 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
             Apps::List => ("GET", "/v1/apps".into(), None),
             Apps::Create { name } => ("POST", "/v1/apps".into(), Some(json!({"name": name}))),
             Apps::Get { app_id } => ("GET", format!("/v1/apps/{}", enc(&app_id)), None),
-            Apps::Policy { app_id } => (
+            Apps::Policy { app } => (
                 "PUT",
-                format!("/v1/apps/{}/policy", enc(&app_id)),
+                format!("/v1/apps/{}/policy", enc(&app.app)),
                 Some(stdin_json()?),
             ),
         },
@@ -452,6 +456,7 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                 approval_id,
                 decision,
                 reason,
+                gate,
             } => (
                 "POST",
                 format!(
@@ -459,7 +464,7 @@ fn plan(command: Command) -> Result<(&'static str, String, Option<Value>), Strin
                     enc(&app.app),
                     enc(&approval_id)
                 ),
-                Some(json!({"decision": decision, "reason": reason})),
+                Some(json!({"decision": decision, "reason": reason, "gate": gate})),
             ),
         },
         Command::Secrets(s) => match s {

@@ -279,7 +279,7 @@ fn enforce(
     if !target.proxy && policies.iter().any(|(_, _, p)| p.restricts_calls()) {
         return Err(ApiError::bad_request(
             "restricted_grant_requires_proxy",
-            "this grant may only be used for some methods or endpoints, which Portcullis checks in proxy mode (POST /sdk/proxy)",
+            "a policy in force allows only some methods or endpoints, which Portcullis checks in proxy mode (POST /sdk/proxy)",
         )
         .field("grant_id", json!(grant.grant_id)));
     }

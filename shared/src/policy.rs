@@ -141,16 +141,22 @@ impl Policy {
         let mut p: Policy =
             serde_json::from_value(v.clone()).map_err(|e| invalid(field, e.to_string()))?;
         // An empty list would read as "nothing" in one place and "anything" in another.
-        let empty = p.allowed_methods.as_ref().is_some_and(Vec::is_empty)
-            || p.allowed_endpoints.as_ref().is_some_and(Vec::is_empty)
-            || p.ip_allowlist.as_ref().is_some_and(Vec::is_empty)
-            || p.approval.as_ref().is_some_and(|a| {
-                a.methods.as_ref().is_some_and(Vec::is_empty)
-                    || a.endpoints.as_ref().is_some_and(Vec::is_empty)
-            });
-        if empty {
+        let lists = [
+            ("allowed_methods", p.allowed_methods.as_ref()),
+            ("allowed_endpoints", p.allowed_endpoints.as_ref()),
+            ("ip_allowlist", p.ip_allowlist.as_ref()),
+            (
+                "approval.methods",
+                p.approval.as_ref().and_then(|a| a.methods.as_ref()),
+            ),
+            (
+                "approval.endpoints",
+                p.approval.as_ref().and_then(|a| a.endpoints.as_ref()),
+            ),
+        ];
+        if let Some((name, _)) = lists.iter().find(|(_, l)| l.is_some_and(|l| l.is_empty())) {
             return Err(invalid(
-                field,
+                &format!("{field}.{name}"),
                 "a list, when given, names at least one entry",
             ));
         }

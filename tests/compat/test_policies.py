@@ -38,7 +38,7 @@ def test_restrictions_quotas_and_schedules_answer_the_sdks_typed_errors(tenant, 
     # An app schedule that excludes today refuses every call, until it includes today.
     today = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][datetime.datetime.now(datetime.timezone.utc).weekday()]
     others = [d for d in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] if d != today]
-    tenant.org.cli("apps", "policy", tenant.app_id, stdin={"schedule": {"time_zone": "UTC", "days": others}})
+    tenant.org.cli("apps", "policy", "--app", tenant.app_id, stdin={"schedule": {"time_zone": "UTC", "days": others}})
 
     async def outside():
         async with App(api_key=tenant.api_key) as app:
@@ -47,4 +47,4 @@ def test_restrictions_quotas_and_schedules_answer_the_sdks_typed_errors(tenant, 
             return refused.value
 
     assert asyncio.run(outside()).policy_error == "outside_allowed_hours"
-    tenant.org.cli("apps", "policy", tenant.app_id, stdin={})
+    tenant.org.cli("apps", "policy", "--app", tenant.app_id, stdin={})

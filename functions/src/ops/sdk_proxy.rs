@@ -93,7 +93,8 @@ impl Operation for Op {
             call.audit.resource_type = Some("approval".into());
             call.audit.resource_id = Some(a.approval_id.to_string());
             call.audit.detail = Some(json!({
-                "kind": "proxy", "approval": "pending", "method": out.method, "gates": a.gates.len(),
+                "kind": "proxy", "approval": "pending", "method": out.method,
+                "url": out.url.chars().take(2048).collect::<String>(), "gates": a.gates.len(),
             }));
             let answer = service::approvals::pending_view(&a, ctx.public_url(call.req)?, call.now);
             writes.push(Write::Put {
