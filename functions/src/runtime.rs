@@ -83,20 +83,16 @@ pub async fn resolve(
     target: &Target<'_>,
 ) -> Result<Resolved, ApiError> {
     let app = call.caller.app();
+    // Read in `Addressing::prefetch`'s order: app, identity, grant, credential, secret.
     let mut items = items.into_iter();
     let app_record: Option<App> = record(items.next().flatten())?;
-    let mut items: Vec<Option<Item>> = items.collect();
-    let own = if a.user_token.is_some() {
-        portcullis::idp::PREFETCHED
-    } else {
-        0
-    };
-    let mut items_rest = items.split_off(own.min(items.len()));
     let user = match &a.user_token {
-        Some(token) => Some(end_user(ctx, call, token, &mut items, writes).await?),
+        Some(token) => {
+            let mut identity: Vec<_> = items.by_ref().take(portcullis::idp::PREFETCHED).collect();
+            Some(end_user(ctx, call, token, &mut identity, writes).await?)
+        }
         None => None,
     };
-    let mut items = items_rest.drain(..);
     let grant: Grant = match (&a.grant_id, &a.provider_id) {
         (Some(raw), None) => {
             let id = Uuid::parse_str(raw)
